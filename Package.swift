@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "apsweep",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "apsweep", targets: ["apsweep"]),
+        .library(name: "NeuralCore", targets: ["NeuralCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // OpenBLAS is loaded at run time (dlopen) so that OPENBLAS_CORETYPE can be set before the
+        // library picks its kernels; see Sources/COpenBLAS/include/COpenBLAS.h.
+        .target(name: "COpenBLAS", cSettings: [.unsafeFlags(["-I/usr/include/x86_64-linux-gnu/openblas-pthread"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+        .target(name: "NeuralCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
+        .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib"], swiftSettings: optimize),
+        .executableTarget(
+            name: "apsweep",
+            dependencies: [
+                "NeuralCore", "Datasets",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimize),
+        .testTarget(name: "NeuralCoreTests", dependencies: ["NeuralCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

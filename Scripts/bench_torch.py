@@ -1,0 +1,43 @@
+"""PyTorch's CPU training throughput for one model, printed as images/s on the last line.
+
+Called by `apsweep bench train` with the same model, batch and thread count, so both run in one
+benchmark on the same machine. Needs torch (Scripts/torch-venv makes a throwaway venv).
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from torch_models import MODELS
+
+p = argparse.ArgumentParser()
+p.add_argument("--model", required=True, choices=sorted(MODELS))
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--batch", type=int, default=128)
+p.add_argument("--seconds", type=float, default=4.0)
+a = p.parse_args()
+
+torch.set_num_threads(a.threads)
+torch.manual_seed(1)
+model = MODELS[a.model]()
+model.train()
+opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+x = torch.randn(a.batch, 1, 28, 28)
+y = torch.randint(0, 10, (a.batch,))
+
+
+def step():
+    opt.zero_grad(set_to_none=False)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+
+
+for _ in range(3):
+    step()
+steps, start = 0, time.perf_counter()
+while time.perf_counter() - start < a.seconds or steps < 3:
+    step()
+    steps += 1
+print(steps * a.batch / (time.perf_counter() - start))

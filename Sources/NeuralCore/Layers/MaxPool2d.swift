@@ -1,0 +1,77 @@
+/// Max pooling (`torch.nn.MaxPool2d`, dilation 1, floor mode). Padding reads as −∞.
+///
+/// Shapes: x [N, C, H, W] → y [N, C, OH, OW], OH = (H + 2P − K) / S + 1. Ties go to the first
+/// maximum in row-major window order, as in PyTorch; backward routes each gradient to it.
+public final class MaxPool2d: Layer {
+    public var path = ""
+    public let kernel: Int, stride: Int, padding: Int
+    /// Index of each window's maximum in its plane (internal: tests read it).
+    var argmax: [Int32] = []
+    private var inputShape: [Int]?
+
+    public init(kernel: Int, stride: Int? = nil, padding: Int = 0) {
+        precondition(kernel > 0 && padding >= 0 && padding * 2 <= kernel, "padding must be at most half the kernel")
+        self.kernel = kernel
+        self.stride = stride ?? kernel
+        self.padding = padding
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
+        try expect(x.shape, "[N, C, H, W] with H, W ≥ \(kernel - 2 * padding)",
+                   x.rank == 4 && x.shape[2] + 2 * padding >= kernel && x.shape[3] + 2 * padding >= kernel)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
+        let planes = n * c
+        var y = Tensor(shape: [n, c, oh, ow])
+        if argmax.count != planes * oh * ow { argmax = [Int32](repeating: 0, count: planes * oh * ow) }
+        let (k, s, p) = (kernel, stride, padding)
+        x.withPointer { xp in
+            y.withMutablePointer { yp in
+                argmax.withUnsafeMutableBufferPointer { ap in
+                    let ap = ap.baseAddress!
+                    parallelChunks(planes, threads: Compute.threads, minimumChunk: 16) { range in
+                        for plane in range {
+                            let src = xp + plane * h * w
+                            for i in 0..<oh {
+                                let r0 = max(0, i * s - p), r1 = min(h, i * s - p + k)
+                                for j in 0..<ow {
+                                    let c0 = max(0, j * s - p), c1 = min(w, j * s - p + k)
+                                    var best = -Float.infinity, at = r0 * w + c0
+                                    for r in r0..<r1 {
+                                        for cc in c0..<c1 {
+                                            let v = src[r * w + cc]
+                                            if v > best || (v.isNaN && !best.isNaN) { best = v; at = r * w + cc }
+                                        }
+                                    }
+                                    let o = (plane * oh + i) * ow + j
+                                    yp[o] = best
+                                    ap[o] = Int32(at)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        inputShape = mode == .train ? x.shape : nil
+        return y
+    }
+
+    public func backward(_ dy: Tensor) throws -> Tensor {
+        guard let shape = inputShape else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
+        try expect(dy.shape, "\(argmax.count) elements", dy.count == argmax.count)
+        let planeIn = shape[2] * shape[3], planeOut = dy.shape[2] * dy.shape[3]
+        var dx = Tensor(shape: shape)
+        dy.withPointer { dyp in
+            dx.withMutablePointer { dxp in
+                argmax.withUnsafeBufferPointer { ap in
+                    for plane in 0..<(shape[0] * shape[1]) {
+                        let d = dxp + plane * planeIn
+                        for o in (plane * planeOut)..<((plane + 1) * planeOut) { d[Int(ap[o])] += dyp[o] }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import NeuralCore
+
+@main
+struct APSweep: ParsableCommand {
+    static let version = "0.1.0"
+    static let configuration = CommandConfiguration(
+        commandName: "apsweep",
+        abstract: "Prune networks, fine-tune them, and measure AP2 / AP3 against the performance difference.",
+        version: version,
+        subcommands: [Train.self, Bench.self, Info.self])
+}
+
+/// Options every compute command shares.
+struct ComputeOptions: ParsableArguments {
+    @Option(help: "Threads for BLAS and apsweep's own loops (default: all cores).")
+    var threads: Int?
+
+    func apply() throws {
+        do { try BLAS.load() } catch { throw ValidationError("\(error)") }
+        let n = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        guard n >= 1 else { throw ValidationError("--threads must be at least 1, got \(n)") }
+        BLAS.threads = n
+        Compute.threads = n
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version, the BLAS kernels in use and the models available.")
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        try compute.apply()
+        print("apsweep \(APSweep.version)")
+        print(BLAS.summary)
+        print("models: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+}
+
+/// Writes a line to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+}
+
+/// Whether standard output is a terminal (progress bars) or a pipe/file (plain lines).
+var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }

@@ -1,0 +1,155 @@
+import NeuralCore
+import XCTest
+
+/// Every layer's backward against finite differences (see GradientCheck for the tolerances).
+final class LayerGradientTests: XCTestCase {
+    let gc = GradientCheck()
+    /// Blocks with batch norm feeding ReLU put many values near the kink: a smaller step.
+    let fine = GradientCheck(h: 1e-3, atol: 5e-3, rtol: 2e-2)
+
+    override func setUp() {
+        BLAS.threads = 1
+        Compute.threads = 1
+    }
+
+    func testLinear() throws {
+        var rng = SeededGenerator(seed: 1)
+        try gc.check(Linear(5, 4, rng: &rng), input: randomTensor([3, 5], seed: 2))
+        try gc.check(Linear(5, 4, bias: false, rng: &rng), input: randomTensor([2, 3, 5], seed: 3))
+    }
+
+    func testConv2dPaddedStrideOne() throws {
+        var rng = SeededGenerator(seed: 1)
+        try gc.check(Conv2d(2, 3, kernel: 3, padding: 1, rng: &rng), input: randomTensor([2, 2, 5, 5], seed: 4))
+    }
+
+    func testConv2dStrideTwoNoBias() throws {
+        var rng = SeededGenerator(seed: 1)
+        try gc.check(Conv2d(3, 4, kernel: 3, stride: 2, bias: false, rng: &rng), input: randomTensor([2, 3, 7, 6], seed: 5))
+        try gc.check(Conv2d(2, 2, kernel: 5, stride: 2, padding: 2, rng: &rng), input: randomTensor([3, 2, 6, 6], seed: 6))
+    }
+
+    func testConv2dPointwise() throws {
+        var rng = SeededGenerator(seed: 1)
+        try gc.check(Conv2d(4, 3, kernel: 1, rng: &rng), input: randomTensor([2, 4, 3, 3], seed: 7))
+    }
+
+    func testConv2dManyImagesPerChunk() throws {
+        // 2×2 output maps: dozens of images share one GEMM, exercising the gather/scatter path.
+        var rng = SeededGenerator(seed: 1)
+        try gc.check(Conv2d(2, 3, kernel: 3, rng: &rng), input: randomTensor([40, 2, 4, 4], seed: 8))
+    }
+
+    func testMaxPool() throws {
+        try gc.check(MaxPool2d(kernel: 2), input: wellSeparatedTensor([2, 2, 4, 6], seed: 9))
+        try gc.check(MaxPool2d(kernel: 3, stride: 2, padding: 1), input: wellSeparatedTensor([1, 2, 5, 5], seed: 10))
+    }
+
+    func testAvgPool() throws {
+        try gc.check(AvgPool2d(kernel: 2), input: randomTensor([2, 2, 4, 5], seed: 11))
+        try gc.check(AvgPool2d(kernel: 3, stride: 2, padding: 1), input: randomTensor([1, 2, 5, 5], seed: 12))
+    }
+
+    func testAdaptiveAvgPool() throws {
+        try gc.check(AdaptiveAvgPool2d(), input: randomTensor([2, 3, 3, 4], seed: 13))
+    }
+
+    func testBatchNorm2dTrainAndEval() throws {
+        let bn = BatchNorm.twoD(3)
+        bn.weight.value = randomTensor([3], seed: 14)
+        bn.bias.value = randomTensor([3], seed: 15)
+        try gc.check(bn, input: randomTensor([4, 3, 3, 3], seed: 16))
+        bn.keepsEvalInput = true
+        bn.runningMean.value = randomTensor([3], seed: 17, scale: 0.3)
+        bn.runningVar.value = Tensor(shape: [3], scalars: [0.5, 1.5, 2.0])
+        try gc.check(bn, input: randomTensor([4, 3, 3, 3], seed: 18), mode: .eval)
+    }
+
+    func testBatchNorm1d() throws {
+        let bn = BatchNorm.oneD(5)
+        bn.weight.value = randomTensor([5], seed: 19)
+        try gc.check(bn, input: randomTensor([6, 5], seed: 20))
+        try gc.check(BatchNorm.oneD(2), input: randomTensor([3, 2, 4], seed: 21))
+    }
+
+    func testReLU() throws {
+        try gc.check(ReLU(), input: wellSeparatedTensor([3, 7], seed: 22))
+    }
+
+    func testGELU() throws {
+        try gc.check(GELU(), input: randomTensor([4, 6], seed: 23, scale: 2))
+    }
+
+    func testFlatten() throws {
+        try gc.check(Flatten(), input: randomTensor([2, 3, 2, 2], seed: 24))
+    }
+
+    func testLayerNorm() throws {
+        let ln = LayerNorm(6)
+        ln.weight.value = randomTensor([6], seed: 25)
+        ln.bias.value = randomTensor([6], seed: 26)
+        try gc.check(ln, input: randomTensor([2, 3, 6], seed: 27))
+    }
+
+    func testMultiheadSelfAttention() throws {
+        var rng = SeededGenerator(seed: 28)
+        try gc.check(MultiheadSelfAttention(dim: 8, heads: 2, rng: &rng), input: randomTensor([2, 5, 8], seed: 29))
+    }
+
+    func testBasicBlockWithDownsample() throws {
+        var rng = SeededGenerator(seed: 30)
+        // Eval mode (fixed statistics) keeps the loss smooth; train mode is covered by the BN test.
+        let block = BasicBlock(2, 4, stride: 2, rng: &rng)
+        try fine.check(block, input: randomTensor([3, 2, 6, 6], seed: 31))
+    }
+
+    func testBottleneck() throws {
+        var rng = SeededGenerator(seed: 32)
+        try fine.check(Bottleneck(4, 2, stride: 1, rng: &rng), input: randomTensor([3, 4, 4, 4], seed: 33))
+    }
+
+    func testPatchEmbedding() throws {
+        var rng = SeededGenerator(seed: 34)
+        try gc.check(PatchEmbedding(channels: 2, imageSize: 6, patch: 3, dim: 5, rng: &rng), input: randomTensor([2, 2, 6, 6], seed: 35))
+    }
+
+    func testEncoderBlock() throws {
+        var rng = SeededGenerator(seed: 36)
+        try gc.check(EncoderBlock(dim: 8, heads: 2, mlpDim: 12, rng: &rng), input: randomTensor([2, 4, 8], seed: 37))
+    }
+
+    func testClassTokenSelect() throws {
+        try gc.check(ClassTokenSelect(), input: randomTensor([2, 3, 4], seed: 38))
+    }
+
+    func testDropoutMasksAndScalesConsistently() throws {
+        let drop = Dropout(0.4, seed: 39)
+        let x = wellSeparatedTensor([50, 40], seed: 40)
+        let y = try drop.forward(x, mode: .train)
+        let dy = randomTensor([50, 40], seed: 41)
+        let dx = try drop.backward(dy)
+        var kept = 0
+        for i in 0..<x.count {
+            if y.scalars[i] == 0 {
+                XCTAssertEqual(dx.scalars[i], 0)
+            } else {
+                kept += 1
+                XCTAssertEqual(y.scalars[i], x.scalars[i] / 0.6, accuracy: 1e-5 * abs(x.scalars[i]) + 1e-6)
+                XCTAssertEqual(dx.scalars[i], dy.scalars[i] / 0.6, accuracy: 1e-5 * abs(dy.scalars[i]) + 1e-6)
+            }
+        }
+        // 2,000 Bernoulli(0.6) draws: mean 1,200, sd ≈ 22; ±5 sd.
+        XCTAssert(abs(kept - 1200) < 110, "kept \(kept) of 2000 at keep probability 0.6")
+        XCTAssertEqual(try drop.forward(x, mode: .eval), x)
+        // Same seed, same masks.
+        XCTAssertEqual(try Dropout(0.4, seed: 39).forward(x, mode: .train), y)
+    }
+
+    func testSmallLeNetEndToEnd() throws {
+        let model = try ModelSpec(.lenet5, width: 0.5, inputShape: [1, 12, 12], classes: 3).build(seed: 42)
+        let x = randomTensor([2, 1, 12, 12], seed: 43)
+        var gcModel = GradientCheck()
+        gcModel.samples = 12
+        try gcModel.check(model.root, input: x, checkInput: false)
+    }
+}
