@@ -87,12 +87,13 @@ public enum IDXDataset: String, CaseIterable, Sendable {
         let dir = directory ?? defaultDirectory
         let prefix = train ? "train" : "t10k"
         func find(_ stem: String) throws -> String {
-            for name in ["\(prefix)-\(stem)-ubyte.gz", "\(prefix)-\(stem)-ubyte", "\(prefix)-\(stem).idx\(stem == "images" ? 3 : 1)-ubyte"] {
+            let idx = stem == "images" ? "idx3" : "idx1"
+            for name in ["\(prefix)-\(stem)-\(idx)-ubyte.gz", "\(prefix)-\(stem)-\(idx)-ubyte", "\(prefix)-\(stem).\(idx)-ubyte"] {
                 let path = (dir as NSString).appendingPathComponent(name)
                 if FileManager.default.fileExists(atPath: path) { return path }
             }
             let hint = self == .fashionMNIST ? " (apt-get install dataset-fashion-mnist, or pass the directory)" : ""
-            throw DatasetError.unreadable(path: (dir as NSString).appendingPathComponent("\(prefix)-\(stem)-ubyte.gz"),
+            throw DatasetError.unreadable(path: (dir as NSString).appendingPathComponent("\(prefix)-\(stem)-\(idx)-ubyte.gz"),
                                           reason: "not found\(hint)")
         }
         let imagePath = try find("images"), labelPath = try find("labels")

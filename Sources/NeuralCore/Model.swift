@@ -16,10 +16,11 @@ public final class Model {
         self.root = root
         root.assignPaths("")
         let weighted = Model.weightedLayers(root)
-        if let first = weighted.first {
-            (first as? Conv2d)?.computesInputGradient = false
-            (first as? Linear)?.computesInputGradient = false
-        }
+        // Nobody needs d(loss)/d(image): the layer that sees the input first skips it.
+        var first: Layer = root
+        while let child = first.namedChildren().first?.1 { first = child }
+        (first as? Conv2d)?.computesInputGradient = false
+        (first as? Linear)?.computesInputGradient = false
         classifierPath = weighted.last(where: { $0 is Linear })?.path ?? ""
     }
 

@@ -18,7 +18,7 @@ struct ComputeOptions: ParsableArguments {
     var threads: Int?
 
     func apply() throws {
-        do { try BLAS.load() } catch { throw ValidationError("\(error)") }
+        try BLAS.load()
         let n = threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard n >= 1 else { throw ValidationError("--threads must be at least 1, got \(n)") }
         BLAS.threads = n
@@ -45,3 +45,9 @@ func printError(_ message: String) {
 
 /// Whether standard output is a terminal (progress bars) or a pipe/file (plain lines).
 var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
+
+/// A failure to report as `Error: <message>` without the usage text (that is for bad arguments).
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

@@ -52,7 +52,7 @@ struct Train: ParsableCommand {
             trainSet = try source.load(directory: data, train: true)
             testSet = try source.load(directory: data, train: false)
         } catch {
-            throw ValidationError("cannot load \(dataset): \(error)")
+            throw CLIError("cannot load \(dataset): \(error)")
         }
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let spec = ModelSpec(model, width: width, inputShape: trainSet.imageShape, classes: trainSet.classes)
