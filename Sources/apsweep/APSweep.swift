@@ -19,6 +19,7 @@ struct ComputeOptions: ParsableArguments {
 
     func apply() throws {
         try BLAS.load()
+        Allocator.keepFreedMemory()
         let n = threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard n >= 1 else { throw ValidationError("--threads must be at least 1, got \(n)") }
         BLAS.threads = n

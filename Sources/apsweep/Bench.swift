@@ -23,6 +23,7 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         try BLAS.load()
+        Allocator.keepFreedMemory()
         print("apsweep bench train: batch \(batch), input [1, 28, 28], 10 classes, SGD momentum 0.9; \(BLAS.summary.replacingOccurrences(of: ", \(BLAS.threads) threads", with: "").replacingOccurrences(of: ", 1 thread", with: ""))")
         let python = resolveTorchPython()
         if python == nil { print("PyTorch: not found (set --torch-python or run Scripts/torch-venv); printing apsweep's figures only") }

@@ -161,3 +161,24 @@ final class SafetensorsTests: XCTestCase {
         }
     }
 }
+
+final class ThreadingTests: XCTestCase {
+    override func tearDown() { BLAS.threads = 1 }
+
+    /// Splitting convolutions over images and GEMMs over blocks changes only summation order.
+    func testTwoThreadsGiveTheSameStepAsOne() throws {
+        func step(threads: Int) throws -> [Float] {
+            BLAS.threads = threads
+            let model = try ModelSpec(.vggSmall, width: 0.25).build(seed: 21)
+            let trainer = Trainer(model: model, optimizer: SGD(model.parameters, learningRate: 0.1, momentum: 0.9))
+            let x = randomTensor([24, 1, 28, 28], seed: 22)
+            for _ in 0..<2 { try trainer.step(x, labels: (0..<24).map { $0 % 10 }) }
+            return model.parameters.flatMap(\.value.scalars)
+        }
+        let one = try step(threads: 1), two = try step(threads: 2)
+        XCTAssertEqual(one.count, two.count)
+        let worst = zip(one, two).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThan(worst, 1e-4, "largest difference between 1 and 2 threads")
+        XCTAssertEqual(try step(threads: 2), two, "two threads are deterministic too")
+    }
+}

@@ -50,54 +50,47 @@ public final class BatchNorm: Layer {
         if mode == .train && m <= 1 {
             throw NeuralCoreError.shapeMismatch(layer: path, expected: "more than one value per channel in training", actual: x.shape)
         }
-        var y = Tensor(shape: x.shape)
-        var xh = Tensor(shape: mode == .train ? x.shape : [0])
+        var y = Tensor(shape: x.shape, unsafeUninitialized: { _ in })
+        var xh = Tensor(shape: mode == .train ? x.shape : [0], unsafeUninitialized: { _ in })
         if invStd.count != c { invStd = [Float](repeating: 0, count: c) }
         let momentum = self.momentum, eps = self.eps
-        x.withPointer { xp in
-            y.withMutablePointer { yp in
-                xh.withMutablePointer { xhp in
-                    weight.value.withPointer { gp in
-                        bias.value.withPointer { bp in
-                            runningMean.value.withMutablePointer { rm in
-                                runningVar.value.withMutablePointer { rv in
-                                    invStd.withUnsafeMutableBufferPointer { isd in
-                                        parallelChunks(c, threads: Compute.threads) { range in
-                                            for ch in range {
-                                                var mean: Float, inv: Float
-                                                if mode == .train {
-                                                    var s = 0.0
-                                                    for i in 0..<n { let row = xp + (i * c + ch) * inner; for j in 0..<inner { s += Double(row[j]) } }
-                                                    let mu = s / Double(m)
-                                                    var v = 0.0
-                                                    for i in 0..<n {
-                                                        let row = xp + (i * c + ch) * inner
-                                                        for j in 0..<inner { let d = Double(row[j]) - mu; v += d * d }
-                                                    }
-                                                    let biased = v / Double(m)
-                                                    mean = Float(mu)
-                                                    inv = Float(1 / (biased + Double(eps)).squareRoot())
-                                                    rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
-                                                    rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(v / Double(m - 1))
-                                                } else {
-                                                    mean = rm[ch]
-                                                    inv = 1 / (rv[ch] + eps).squareRoot()
-                                                }
-                                                isd[ch] = inv
-                                                let g = gp[ch], b = bp[ch]
-                                                for i in 0..<n {
-                                                    let o = (i * c + ch) * inner
-                                                    for j in 0..<inner {
-                                                        let h = (xp[o + j] - mean) * inv
-                                                        if mode == .train { xhp[o + j] = h }
-                                                        yp[o + j] = g * h + b
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+        let training = mode == .train
+        let xp = x.withPointer { $0 }, yp = y.withMutablePointer { $0 }, hp = xh.withMutablePointer { $0 }
+        let gp = weight.value.withPointer { $0 }, bp = bias.value.withPointer { $0 }
+        let rm = runningMean.value.withMutablePointer { $0 }, rv = runningVar.value.withMutablePointer { $0 }
+        let isd = invStd.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        withExtendedLifetime((x, y, xh)) {
+            parallelChunks(c, threads: Compute.threads) { range in
+                for ch in range {
+                    var mean: Float, inv: Float
+                    if training {
+                        // Sums shifted by the first value keep the variance well conditioned.
+                        let shift = xp[ch * inner]
+                        var s1 = 0.0, s2 = 0.0
+                        for i in 0..<n {
+                            let (a, b) = vectorShiftedMoments(xp + (i * c + ch) * inner, inner, shift: shift)
+                            s1 += a; s2 += b
+                        }
+                        let meanShifted = s1 / Double(m)
+                        let sumSquares = max(0, s2 - s1 * meanShifted)   // Σ (x − mean)²
+                        mean = Float(Double(shift) + meanShifted)
+                        inv = Float(1 / (sumSquares / Double(m) + Double(eps)).squareRoot())
+                        rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
+                        rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(sumSquares / Double(m - 1))
+                    } else {
+                        mean = rm[ch]
+                        inv = 1 / (rv[ch] + eps).squareRoot()
+                    }
+                    isd[ch] = inv
+                    let scale = gp[ch] * inv, offset = bp[ch] - mean * gp[ch] * inv
+                    for i in 0..<n {
+                        let o = (i * c + ch) * inner
+                        let src = xp + o, dst = yp + o
+                        if training {
+                            let h = hp + o
+                            for j in 0..<inner { h[j] = (src[j] - mean) * inv; dst[j] = src[j] * scale + offset }
+                        } else {
+                            for j in 0..<inner { dst[j] = src[j] * scale + offset }
                         }
                     }
                 }
@@ -129,35 +122,29 @@ public final class BatchNorm: Layer {
         guard let xh = xhat else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
         try expect(dy.shape, describeShape(xh.shape), dy.shape == xh.shape)
         let n = xh.shape[0], inner = xh.count / (n * c), m = Float(n * inner)
-        var dx = Tensor(shape: xh.shape)
-        xh.withPointer { hp in
-            dy.withPointer { dyp in
-                dx.withMutablePointer { dxp in
-                    weight.value.withPointer { gp in
-                        weight.grad.withMutablePointer { dg in
-                            bias.grad.withMutablePointer { db in
-                                invStd.withUnsafeBufferPointer { isd in
-                                    parallelChunks(c, threads: Compute.threads) { range in
-                                        for ch in range {
-                                            var sdy = 0.0, sdyh = 0.0
-                                            for i in 0..<n {
-                                                let o = (i * c + ch) * inner
-                                                for j in 0..<inner { sdy += Double(dyp[o + j]); sdyh += Double(dyp[o + j] * hp[o + j]) }
-                                            }
-                                            dg[ch] += Float(sdyh)
-                                            db[ch] += Float(sdy)
-                                            // dx = γ/(σ·M) · (M·dy − Σdy − x̂·Σdy·x̂)
-                                            let k = gp[ch] * isd[ch] / m
-                                            let a = Float(sdy), b = Float(sdyh)
-                                            for i in 0..<n {
-                                                let o = (i * c + ch) * inner
-                                                for j in 0..<inner { dxp[o + j] = k * (m * dyp[o + j] - a - hp[o + j] * b) }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
+        var dx = Tensor(shape: xh.shape, unsafeUninitialized: { _ in })
+        let hp = xh.withPointer { $0 }, dyp = dy.withPointer { $0 }, dxp = dx.withMutablePointer { $0 }
+        let gp = weight.value.withPointer { $0 }
+        let dg = weight.grad.withMutablePointer { $0 }, db = bias.grad.withMutablePointer { $0 }
+        let isd = invStd.withUnsafeBufferPointer { $0.baseAddress! }
+        withExtendedLifetime((xh, dy, dx)) {
+            parallelChunks(c, threads: Compute.threads) { range in
+                for ch in range {
+                    var sdy = 0.0, sdyh = 0.0
+                    for i in 0..<n {
+                        let o = (i * c + ch) * inner
+                        sdy += vectorSum(dyp + o, inner)
+                        sdyh += vectorDot(dyp + o, hp + o, inner)
+                    }
+                    dg[ch] += Float(sdyh)
+                    db[ch] += Float(sdy)
+                    // dx = γ/(σ·M) · (M·dy − Σdy − x̂·Σdy·x̂)
+                    let k = gp[ch] * isd[ch] / m
+                    let a = Float(sdy), b = Float(sdyh)
+                    for i in 0..<n {
+                        let o = (i * c + ch) * inner
+                        let g = dyp + o, h = hp + o, d = dxp + o
+                        for j in 0..<inner { d[j] = k * (m * g[j] - a - h[j] * b) }
                     }
                 }
             }

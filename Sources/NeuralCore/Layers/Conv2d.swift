@@ -1,3 +1,5 @@
+import Foundation
+
 /// 2-D convolution (`torch.nn.Conv2d`, dilation 1, groups 1) as im2col + GEMM.
 ///
 /// Shapes: x [N, C, H, W] → y [N, OC, OH, OW] with OH = (H + 2P − KH) / S + 1 (likewise OW);
@@ -14,8 +16,6 @@ public final class Conv2d: Layer {
     /// When false, `backward` skips d(input) (first layer of a model) and returns an empty tensor.
     public var computesInputGradient = true
     private var input: Tensor?
-    private var col: [Float] = []
-    private var gathered: [Float] = []
 
     /// Initialised as PyTorch does: U(-1/√fan_in, 1/√fan_in), fan_in = C·KH·KW.
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -51,6 +51,37 @@ public final class Conv2d: Layer {
         return max(1, min(n, wanted, byMemory))
     }
 
+    /// Scratch memory of one worker thread: unfolded patches, gathered outputs, weight gradient.
+    private final class Workspace {
+        var col: [Float] = [], gathered: [Float] = [], dcol: [Float] = [], dW: [Float] = []
+        func reserve(_ buffer: inout [Float], _ count: Int) {
+            if buffer.count < count { buffer = [Float](repeating: 0, count: count) }
+        }
+    }
+    private var workspaces: [Workspace] = []
+
+    /// Runs `body(chunkStart, chunkCount, workspace)` over the batch's chunks of `nb` images,
+    /// spreading chunks over `Compute.threads` workers (each with its own workspace); GEMMs inside
+    /// run single-threaded.
+    private func forEachChunk(_ n: Int, _ nb: Int, _ body: (Int, Int, Workspace) -> Void) -> Int {
+        let chunks = (n + nb - 1) / nb
+        let workers = max(1, min(Compute.threads, chunks))
+        while workspaces.count < workers { workspaces.append(Workspace()) }
+        if workers == 1 {
+            for c in 0..<chunks { body(c * nb, min(nb, n - c * nb), workspaces[0]) }
+        } else {
+            let spaces = workspaces
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var c = w
+                while c < chunks {
+                    body(c * nb, min(nb, n - c * nb), spaces[w])
+                    c += workers
+                }
+            }
+        }
+        return workers
+    }
+
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
         // x [N, C, H, W] → y [N, OC, OH, OW]
         try expect(x.shape, "[N, \(inChannels), H, W] with H, W ≥ \(kernel.h - 2 * padding)",
@@ -59,48 +90,41 @@ public final class Conv2d: Layer {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let (oh, ow) = outputSize(h, w)
         let l = oh * ow, ckk = inChannels * kernel.h * kernel.w, oc = outChannels
+        let imageSize = inChannels * h * w
+        let pointwise = isPointwise
         let nb = chunkSize(n: n, l: l, ckk: ckk)
-        var y = Tensor(shape: [n, oc, oh, ow])
-        if !isPointwise && col.count < ckk * nb * l { col = [Float](repeating: 0, count: ckk * nb * l) }
-        if nb > 1 && gathered.count < oc * nb * l { gathered = [Float](repeating: 0, count: oc * nb * l) }
+        var y = Tensor(shape: [n, oc, oh, ow], unsafeUninitialized: { _ in })   // every element is written below
         x.withPointer { xp in
             weight.value.withPointer { wp in
                 y.withMutablePointer { yp in
-                    col.withUnsafeMutableBufferPointer { colBuf in
-                        gathered.withUnsafeMutableBufferPointer { outBuf in
-                            var start = 0
-                            while start < n {
-                                let cnt = min(nb, n - start)
-                                let cols = cnt * l
-                                let src: UnsafePointer<Float>
-                                if isPointwise {
-                                    src = xp + start * inChannels * h * w
-                                } else {
-                                    im2col(xp + start * inChannels * h * w, images: cnt, h: h, w: w,
-                                           oh: oh, ow: ow, into: colBuf.baseAddress!)
-                                    src = UnsafePointer(colBuf.baseAddress!)
-                                }
-                                if cnt == 1 {
-                                    BLAS.gemm(m: oc, n: cols, k: ckk, a: wp, lda: ckk, b: src, ldb: cols,
-                                              c: yp + start * oc * l, ldc: l)
-                                } else {
-                                    let out = outBuf.baseAddress!
-                                    BLAS.gemm(m: oc, n: cols, k: ckk, a: wp, lda: ckk, b: src, ldb: cols,
-                                              c: out, ldc: cols)
-                                    // out [OC, cnt·L] → y[start + i, OC, L]
-                                    for i in 0..<cnt {
-                                        for o in 0..<oc {
-                                            (yp + ((start + i) * oc + o) * l).update(from: out + o * cols + i * l, count: l)
-                                        }
+                    let bias = self.bias?.value
+                    _ = forEachChunk(n, nb) { start, cnt, ws in
+                        let cols = cnt * l
+                        let src: UnsafePointer<Float>
+                        if pointwise {
+                            src = xp + start * imageSize
+                        } else {
+                            ws.reserve(&ws.col, ckk * cols)
+                            ws.col.withUnsafeMutableBufferPointer { im2col(xp + start * imageSize, images: cnt, h: h, w: w, oh: oh, ow: ow, into: $0.baseAddress!) }
+                            src = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
+                        }
+                        if cnt == 1 {
+                            BLAS.gemm(m: oc, n: cols, k: ckk, a: wp, lda: ckk, b: src, ldb: cols, c: yp + start * oc * l, ldc: l, threads: 1)
+                        } else {
+                            ws.reserve(&ws.gathered, oc * cols)
+                            ws.gathered.withUnsafeMutableBufferPointer { g in
+                                let out = g.baseAddress!
+                                BLAS.gemm(m: oc, n: cols, k: ckk, a: wp, lda: ckk, b: src, ldb: cols, c: out, ldc: cols, threads: 1)
+                                // out [OC, cnt·L] → y[start + i, OC, L]
+                                for i in 0..<cnt {
+                                    for o in 0..<oc {
+                                        (yp + ((start + i) * oc + o) * l).update(from: out + o * cols + i * l, count: l)
                                     }
                                 }
-                                start += cnt
                             }
                         }
-                    }
-                    if let bias {
-                        bias.value.withPointer { bp in
-                            for i in 0..<n {
+                        bias?.withPointer { bp in
+                            for i in start..<(start + cnt) {
                                 for o in 0..<oc {
                                     let row = yp + (i * oc + o) * l, b = bp[o]
                                     for j in 0..<l { row[j] += b }
@@ -122,65 +146,61 @@ public final class Conv2d: Layer {
         try expect(dy.shape, describeShape([n, outChannels, oh, ow]), dy.shape == [n, outChannels, oh, ow])
         let l = oh * ow, ckk = inChannels * kernel.h * kernel.w, oc = outChannels
         let nb = chunkSize(n: n, l: l, ckk: ckk)
-        let inputGradient = computesInputGradient
+        let inputGradient = computesInputGradient, pointwise = isPointwise
         var dx = inputGradient ? Tensor(shape: x.shape) : Tensor(shape: [0])
-        var dcol = (inputGradient && !isPointwise) ? [Float](repeating: 0, count: ckk * nb * l) : []
-        if !isPointwise && col.count < ckk * nb * l { col = [Float](repeating: 0, count: ckk * nb * l) }
-        if nb > 1 && gathered.count < oc * nb * l { gathered = [Float](repeating: 0, count: oc * nb * l) }
         let imageSize = inChannels * h * w
+        for ws in workspaces { ws.reserve(&ws.dW, oc * ckk) }
+        var workers = 0
         x.withPointer { xp in
             dy.withPointer { dyp in
                 weight.value.withPointer { wp in
-                    weight.grad.withMutablePointer { gwp in
-                        dx.withMutablePointer { dxp in
-                            col.withUnsafeMutableBufferPointer { colBuf in
-                                gathered.withUnsafeMutableBufferPointer { gBuf in
-                                    dcol.withUnsafeMutableBufferPointer { dcolBuf in
-                                        var start = 0
-                                        while start < n {
-                                            let cnt = min(nb, n - start)
-                                            let cols = cnt * l
-                                            // dyc [OC, cnt·L]
-                                            let dyc: UnsafePointer<Float>
-                                            if cnt == 1 {
-                                                dyc = dyp + start * oc * l
-                                            } else {
-                                                let g = gBuf.baseAddress!
-                                                for i in 0..<cnt {
-                                                    for o in 0..<oc {
-                                                        (g + o * cols + i * l).update(from: dyp + ((start + i) * oc + o) * l, count: l)
-                                                    }
-                                                }
-                                                dyc = UnsafePointer(g)
-                                            }
-                                            // col [CKK, cnt·L]
-                                            let colp: UnsafePointer<Float>
-                                            if isPointwise {
-                                                colp = xp + start * imageSize
-                                            } else {
-                                                im2col(xp + start * imageSize, images: cnt, h: h, w: w, oh: oh, ow: ow,
-                                                       into: colBuf.baseAddress!)
-                                                colp = UnsafePointer(colBuf.baseAddress!)
-                                            }
-                                            // dW [OC, CKK] += dyc · colᵀ
-                                            BLAS.gemm(transB: true, m: oc, n: ckk, k: cols, a: dyc, lda: cols,
-                                                      b: colp, ldb: cols, beta: 1, c: gwp, ldc: ckk)
-                                            if inputGradient {
-                                                if isPointwise {
-                                                    // dx_n [C, L] = Wᵀ [C, OC] · dy_n [OC, L]
-                                                    BLAS.gemm(transA: true, m: ckk, n: cols, k: oc, a: wp, lda: ckk,
-                                                              b: dyc, ldb: cols, c: dxp + start * imageSize, ldc: cols)
-                                                } else {
-                                                    // dcol [CKK, cnt·L] = Wᵀ · dyc, folded back into dx
-                                                    BLAS.gemm(transA: true, m: ckk, n: cols, k: oc, a: wp, lda: ckk,
-                                                              b: dyc, ldb: cols, c: dcolBuf.baseAddress!, ldc: cols)
-                                                    col2im(dcolBuf.baseAddress!, images: cnt, h: h, w: w, oh: oh, ow: ow,
-                                                           into: dxp + start * imageSize)
-                                                }
-                                            }
-                                            start += cnt
+                    dx.withMutablePointer { dxp in
+                        workers = forEachChunk(n, nb) { start, cnt, ws in
+                            let cols = cnt * l
+                            ws.reserve(&ws.dW, oc * ckk)
+                            // dyc [OC, cnt·L]
+                            let dyc: UnsafePointer<Float>
+                            if cnt == 1 {
+                                dyc = dyp + start * oc * l
+                            } else {
+                                ws.reserve(&ws.gathered, oc * cols)
+                                ws.gathered.withUnsafeMutableBufferPointer { gb in
+                                    let g = gb.baseAddress!
+                                    for i in 0..<cnt {
+                                        for o in 0..<oc {
+                                            (g + o * cols + i * l).update(from: dyp + ((start + i) * oc + o) * l, count: l)
                                         }
                                     }
+                                }
+                                dyc = ws.gathered.withUnsafeBufferPointer { $0.baseAddress! }
+                            }
+                            // col [CKK, cnt·L]
+                            let colp: UnsafePointer<Float>
+                            if pointwise {
+                                colp = xp + start * imageSize
+                            } else {
+                                ws.reserve(&ws.col, ckk * cols)
+                                ws.col.withUnsafeMutableBufferPointer { im2col(xp + start * imageSize, images: cnt, h: h, w: w, oh: oh, ow: ow, into: $0.baseAddress!) }
+                                colp = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
+                            }
+                            // dW_worker [OC, CKK] += dyc · colᵀ (the first chunk of a worker overwrites)
+                            let first = start < nb * max(1, min(Compute.threads, (n + nb - 1) / nb))
+                            ws.dW.withUnsafeMutableBufferPointer { dw in
+                                BLAS.gemm(transB: true, m: oc, n: ckk, k: cols, a: dyc, lda: cols, b: colp, ldb: cols,
+                                          beta: first ? 0 : 1, c: dw.baseAddress!, ldc: ckk, threads: 1)
+                            }
+                            guard inputGradient else { return }
+                            if pointwise {
+                                // dx_n [C, L] = Wᵀ [C, OC] · dy_n [OC, L]
+                                BLAS.gemm(transA: true, m: ckk, n: cols, k: oc, a: wp, lda: ckk, b: dyc, ldb: cols,
+                                          c: dxp + start * imageSize, ldc: cols, threads: 1)
+                            } else {
+                                // dcol [CKK, cnt·L] = Wᵀ · dyc, folded back into dx
+                                ws.reserve(&ws.dcol, ckk * cols)
+                                ws.dcol.withUnsafeMutableBufferPointer { dc in
+                                    BLAS.gemm(transA: true, m: ckk, n: cols, k: oc, a: wp, lda: ckk, b: dyc, ldb: cols,
+                                              c: dc.baseAddress!, ldc: cols, threads: 1)
+                                    col2im(dc.baseAddress!, images: cnt, h: h, w: w, oh: oh, ow: ow, into: dxp + start * imageSize)
                                 }
                             }
                         }
@@ -188,16 +208,16 @@ public final class Conv2d: Layer {
                 }
             }
         }
-        // db [OC] += Σ_{N, OH, OW} dy
+        // dW += Σ over workers; db [OC] += Σ_{N, OH, OW} dy
+        weight.grad.withMutablePointer { g in
+            for ws in workspaces.prefix(workers) {
+                ws.dW.withUnsafeBufferPointer { d in for i in 0..<(oc * ckk) { g[i] += d[i] } }
+            }
+        }
         dy.withPointer { dyp in
             bias?.grad.withMutablePointer { gb in
                 for i in 0..<n {
-                    for o in 0..<oc {
-                        let row = dyp + (i * oc + o) * l
-                        var s: Float = 0
-                        for j in 0..<l { s += row[j] }
-                        gb[o] += s
-                    }
+                    for o in 0..<oc { gb[o] += Float(vectorSum(dyp + (i * oc + o) * l, l)) }
                 }
             }
         }
@@ -209,8 +229,8 @@ public final class Conv2d: Layer {
                         into col: UnsafeMutablePointer<Float>) {
         let (kh, kw, s, p, c) = (kernel.h, kernel.w, stride, padding, inChannels)
         let l = oh * ow, cols = images * l
-        parallelChunks(c * kh * kw, threads: Compute.threads, minimumChunk: 4) { rows in
-            for r in rows {
+        do {
+            for r in 0..<(c * kh * kw) {
                 let ch = r / (kh * kw), ki = (r / kw) % kh, kj = r % kw
                 // For output column ow, the input column is ow·s − p + kj; valid for owLo..<owHi.
                 let owLo = max(0, (p - kj + s - 1) / s)
@@ -245,9 +265,8 @@ public final class Conv2d: Layer {
                         into dx: UnsafeMutablePointer<Float>) {
         let (kh, kw, s, p, c) = (kernel.h, kernel.w, stride, padding, inChannels)
         let l = oh * ow, cols = images * l
-        // Rows of one channel write only that channel's plane: split the work by channel.
-        parallelChunks(c, threads: Compute.threads) { channels in
-            for ch in channels {
+        do {
+            for ch in 0..<c {
                 for ki in 0..<kh {
                     for kj in 0..<kw {
                         let r = (ch * kh + ki) * kw + kj
@@ -262,8 +281,13 @@ public final class Conv2d: Layer {
                                 if ih < 0 || ih >= h { continue }
                                 let dstRow = plane + ih * w
                                 let src = src0 + o * ow
-                                var iw = owLo * s - p + kj
-                                for q in owLo..<owHi { dstRow[iw] += src[q]; iw += s }
+                                if s == 1 {
+                                    let dst = dstRow + (owLo - p + kj)
+                                    for q in 0..<(owHi - owLo) { dst[q] += src[owLo + q] }
+                                } else {
+                                    var iw = owLo * s - p + kj
+                                    for q in owLo..<owHi { dstRow[iw] += src[q]; iw += s }
+                                }
                             }
                         }
                     }

@@ -1,0 +1,65 @@
+/// Reductions and elementwise loops written with SIMD lanes where the compiler cannot vectorise
+/// by itself (it may not reorder floating-point sums).
+
+/// Σ p[0..<n], summed in 16 Float32 lanes per block of 1,024 elements and across blocks in Float64
+/// (relative error about 1e-7 · √(block) for inputs of one sign, far below the Float32 data's own).
+@inlinable
+public func vectorSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+    var total = 0.0
+    var i = 0
+    while i < n {
+        let end = Swift.min(n, i + 1024)
+        var acc = SIMD16<Float>(repeating: 0)
+        while i + 16 <= end {
+            acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+            i += 16
+        }
+        var s = Double(acc.sum())
+        while i < end { s += Double(p[i]); i += 1 }
+        total += s
+    }
+    return total
+}
+
+/// (Σ a[i]·b[i]) over n elements, blocked as `vectorSum`.
+@inlinable
+public func vectorDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Double {
+    var total = 0.0
+    var i = 0
+    while i < n {
+        let end = Swift.min(n, i + 1024)
+        var acc = SIMD16<Float>(repeating: 0)
+        while i + 16 <= end {
+            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
+            i += 16
+        }
+        var s = Double(acc.sum())
+        while i < end { s += Double(a[i] * b[i]); i += 1 }
+        total += s
+    }
+    return total
+}
+
+/// (Σ (p[i] − c), Σ (p[i] − c)²) over n elements, blocked as `vectorSum`; c is a shift that keeps
+/// the squares well conditioned (pass an estimate of the mean).
+@inlinable
+public func vectorShiftedMoments(_ p: UnsafePointer<Float>, _ n: Int, shift c: Float) -> (Double, Double) {
+    var s1 = 0.0, s2 = 0.0
+    var i = 0
+    let cv = SIMD16<Float>(repeating: c)
+    while i < n {
+        let end = Swift.min(n, i + 1024)
+        var a1 = SIMD16<Float>(repeating: 0), a2 = SIMD16<Float>(repeating: 0)
+        while i + 16 <= end {
+            let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - cv
+            a1 += d
+            a2 += d * d
+            i += 16
+        }
+        var t1 = Double(a1.sum()), t2 = Double(a2.sum())
+        while i < end { let d = Double(p[i] - c); t1 += d; t2 += d * d; i += 1 }
+        s1 += t1
+        s2 += t2
+    }
+    return (s1, s2)
+}
