@@ -19,8 +19,10 @@ let package = Package(
         .target(name: "COpenBLAS", cSettings: [.unsafeFlags(["-I/usr/include/x86_64-linux-gnu/openblas-pthread"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+        // SHA-256 for data and checkpoint fingerprints (OpenSSL's libcrypto, Debian's libssl-dev).
+        .systemLibrary(name: "COpenSSLCrypto", path: "Sources/COpenSSLCrypto"),
         .target(name: "NeuralCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
-        .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib"], swiftSettings: optimize),
+        .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "COpenSSLCrypto"], swiftSettings: optimize),
         .executableTarget(
             name: "apsweep",
             dependencies: [

@@ -9,7 +9,13 @@ struct APSweep: ParsableCommand {
         commandName: "apsweep",
         abstract: "Prune networks, fine-tune them, and measure AP2 / AP3 against the performance difference.",
         version: version,
-        subcommands: [Train.self, Bench.self, Info.self])
+        subcommands: [Train.self, DataCommand.self, Bench.self, Info.self])
+
+    static func main() {
+        // Line-buffered output, so logs piped to a file or a job scheduler appear as they happen.
+        setvbuf(stdout, nil, _IOLBF, 0)
+        main(nil)
+    }
 }
 
 /// Options every compute command shares.

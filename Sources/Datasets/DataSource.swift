@@ -1,0 +1,45 @@
+import Foundation
+
+/// Where a task's data comes from: a named data set in a directory, or a shard file.
+public enum DataSource: Sendable, Equatable {
+    case idx(IDXDataset, directory: String?)
+    case cifar(CIFAR, directory: String)
+    case shardFile(String)
+
+    /// Parses a `--dataset` value: `fashion-mnist`, `mnist`, `cifar10`, `cifar100`, or a path to
+    /// an `.apshard` file. `directory` overrides where a named set is read from.
+    public static func parse(_ text: String, directory: String?) throws -> DataSource {
+        if text.hasSuffix(".apshard") { return .shardFile(text) }
+        if let idx = IDXDataset(rawValue: text) { return .idx(idx, directory: directory) }
+        if let cifar = CIFAR(rawValue: text) {
+            guard let directory else {
+                throw DatasetError.mismatch("\(text) has no Debian package: download the binary version, unpack it, and pass its directory with --data")
+            }
+            return .cifar(cifar, directory: directory)
+        }
+        throw DatasetError.mismatch("unknown data set '\(text)': use fashion-mnist, mnist, cifar10, cifar100 or a path to an .apshard file")
+    }
+
+    /// The data set's name as it enters fingerprints ("fashion-mnist").
+    public var name: String {
+        switch self {
+        case let .idx(set, _): return set.rawValue
+        case let .cifar(set, _): return set.rawValue
+        case let .shardFile(path): return path
+        }
+    }
+
+    /// Loads the train and test parts as one shard (the whole set), or the shard file's content.
+    public func load() throws -> Shard {
+        switch self {
+        case let .idx(set, directory):
+            return Shard(name: set.rawValue, train: try set.load(directory: directory, train: true),
+                         test: try set.load(directory: directory, train: false))
+        case let .cifar(set, directory):
+            return Shard(name: set.rawValue, train: try set.load(directory: directory, train: true),
+                         test: try set.load(directory: directory, train: false))
+        case let .shardFile(path):
+            return try ShardFile.read(path: path)
+        }
+    }
+}

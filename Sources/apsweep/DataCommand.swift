@@ -1,0 +1,49 @@
+import ArgumentParser
+import Datasets
+import Foundation
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data", abstract: "Split data sets into shard files and show their fingerprints.",
+        subcommands: [DataShard.self, DataInfo.self])
+}
+
+struct DataShard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shard",
+        abstract: "Write N shard files (training images i with i mod N = k, plus the whole test set) for copying to nodes.")
+
+    @Option(help: "Data set: fashion-mnist, mnist, cifar10, cifar100.") var dataset = "fashion-mnist"
+    @Option(help: "Directory holding the data set's files.") var data: String?
+    @Option(help: "Number of shards.") var shards: Int
+    @Option(help: "Directory for the shard files.") var out: String
+
+    func validate() throws {
+        guard shards >= 1 else { throw ValidationError("--shards must be at least 1") }
+    }
+
+    func run() throws {
+        let source = try DataSource.parse(dataset, directory: data)
+        let whole = try source.load()
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        print("\(source.name): \(whole.train.count) train, \(whole.test.count) test images → \(shards) shards (rule \(Shard.rule))")
+        for k in 0..<shards {
+            let shard = Shard(name: source.name, index: k, of: shards, train: whole.train, test: whole.test)
+            let path = (out as NSString).appendingPathComponent("\(source.name)-\(k)-of-\(shards).apshard")
+            try ShardFile.write(shard, to: path)
+            print("\(path)  \(shard.train.count) train images  sha256 \(shard.fingerprint)")
+        }
+    }
+}
+
+struct DataInfo: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Print a data set's or shard file's sizes and fingerprint.")
+    @Argument(help: "A data set name or an .apshard file.") var dataset = "fashion-mnist"
+    @Option(help: "Directory holding the data set's files.") var data: String?
+
+    func run() throws {
+        let shard = try DataSource.parse(dataset, directory: data).load()
+        print("name \(shard.name)  shard \(shard.index) of \(shard.count)  train \(shard.train.count)  test \(shard.test.count)  image \(shard.train.imageShape)  classes \(shard.train.classes)")
+        print("sha256 \(shard.fingerprint)")
+    }
+}
