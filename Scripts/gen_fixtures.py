@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(__file__))
-from torch_models import lenet5  # noqa: E402
+from torch_models import lenet5, vgg_small  # noqa: E402
+import subprocess  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "NeuralCoreTests", "Fixtures")
 os.makedirs(OUT, exist_ok=True)
@@ -170,6 +171,8 @@ def main():
     tensors.update(lrs)
     save("adamw_and_schedules", tensors, {"lr": 0.01, "weight_decay": 0.05, "steps": 3, "epochs": 6})
 
+    checkpoints_both_ways()
+
     # torchvision's state_dict keys and shapes for the architectures apsweep names after it.
     specs = {
         "resnet18": (tvm.resnet18(num_classes=10), {"arch": "resnet18", "input": [3, 32, 32], "classes": 10}),
@@ -183,6 +186,34 @@ def main():
     with open(os.path.join(OUT, "torchvision_keys.json"), "w") as f:
         json.dump(keys, f, indent=1, sort_keys=True)
     print("wrote torchvision_keys.json")
+
+
+def checkpoints_both_ways():
+    """torch → apsweep: a safetensors file saved by torch; apsweep → torch: a file written by
+    `apsweep train`, loaded here with strict=True. Both with the logits torch computes from them."""
+    x = torch.randn(4, 1, 28, 28)
+    model = vgg_small(width=0.25)
+    randomise(model)
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            if name.endswith("num_batches_tracked"):
+                b.fill_(17)
+    model.eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(OUT, "torch_vgg_small.safetensors"))
+    save("torch_vgg_small_logits", {"x": x, "y": model(x).detach()}, {"width": 0.25})
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    ours = os.path.join(OUT, "apsweep_vgg_small.safetensors")
+    subprocess.run(["swift", "build", "--product", "apsweep"], cwd=root, check=True)
+    subprocess.run([os.path.join(root, ".build", "debug", "apsweep"), "train", "--model", "vgg-small", "--width", "0.25",
+                    "--epochs", "1", "--limit", "256", "--batch", "64", "--threads", "1", "--out", ours], cwd=root, check=True)
+    os.remove(ours[:-len(".safetensors")] + ".json")
+    from safetensors.torch import load_file
+    state = load_file(ours)
+    loaded = vgg_small(width=0.25)
+    loaded.load_state_dict(state, strict=True)   # raises on any missing, unexpected or misshaped key
+    loaded.eval()
+    save("apsweep_vgg_small_logits", {"x": x, "y": loaded(x).detach()}, {"width": 0.25, "loaded_with": "strict=True"})
 
 
 def _strip_prefix(name, prefix):

@@ -16,16 +16,20 @@ def lenet5(classes=10, channels=1):
     return _Seq(m)
 
 
-def vgg_small(classes=10, channels=1):
+def _w(c, width):
+    return max(1, int(c * width + 0.5))   # Swift's .rounded(): half away from zero
+
+
+def vgg_small(classes=10, channels=1, width=1.0):
     layers, c = [], channels
-    for w in (32, 64, 128):
+    for w in (_w(32, width), _w(64, width), _w(128, width)):
         for _ in range(2):
             layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU()]
             c = w
         layers.append(nn.MaxPool2d(2))
     m = nn.Module()
     m.features = nn.Sequential(*layers)
-    m.classifier = nn.Sequential(nn.Linear(128 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, classes))
+    m.classifier = nn.Sequential(nn.Linear(c * 3 * 3, _w(256, width)), nn.ReLU(), nn.Linear(_w(256, width), classes))
     return _Seq(m)
 
 

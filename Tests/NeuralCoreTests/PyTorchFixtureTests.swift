@@ -190,3 +190,25 @@ extension PyTorchFixtureTests {
         XCTAssertEqual(LearningRateSchedule.constant.rate(base: 0.3, epoch: 5, epochs: 6), 0.3)
     }
 }
+
+/// Checkpoints both ways: a file torch saved loads into our model; a file `apsweep train` wrote
+/// loaded into torch's model with strict=True (at fixture time) and gave the logits we compare to.
+extension PyTorchFixtureTests {
+    func logitsOfCheckpoint(_ file: String) throws -> Tensor {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: file, withExtension: "safetensors", subdirectory: "Fixtures"))
+        let model = try ModelSpec(.vggSmall, width: 0.25).build(seed: 99)
+        try Safetensors.load(model, from: url.path)
+        return try model.forward(try fixture(file + "_logits")["x"], mode: .eval)
+    }
+
+    func testTorchCheckpointLoadsIntoApsweep() throws {
+        let (entries, _) = try Safetensors.read(path: Bundle.module.url(forResource: "torch_vgg_small", withExtension: "safetensors", subdirectory: "Fixtures")!.path)
+        XCTAssertEqual(entries["features.1.num_batches_tracked"]?.dtype, "I64")
+        XCTAssertEqual(entries["features.1.num_batches_tracked"]?.tensor.scalars, [17])
+        assertClose(try logitsOfCheckpoint("torch_vgg_small"), try fixture("torch_vgg_small_logits")["y"], "logits from torch's file")
+    }
+
+    func testApsweepCheckpointGivesTorchsLogits() throws {
+        assertClose(try logitsOfCheckpoint("apsweep_vgg_small"), try fixture("apsweep_vgg_small_logits")["y"], "logits torch computed from our file")
+    }
+}
