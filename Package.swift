@@ -23,15 +23,17 @@ let package = Package(
         .systemLibrary(name: "COpenSSLCrypto", path: "Sources/COpenSSLCrypto"),
         .target(name: "NeuralCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "COpenSSLCrypto"], swiftSettings: optimize),
+        .target(name: "Compression", dependencies: ["NeuralCore"], swiftSettings: optimize),
         .executableTarget(
             name: "apsweep",
             dependencies: [
-                "NeuralCore", "Datasets",
+                "NeuralCore", "Datasets", "Compression",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimize),
         .testTarget(name: "NeuralCoreTests", dependencies: ["NeuralCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )
