@@ -24,16 +24,18 @@ let package = Package(
         .target(name: "NeuralCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "COpenSSLCrypto"], swiftSettings: optimize),
         .target(name: "Compression", dependencies: ["NeuralCore"], swiftSettings: optimize),
+        .target(name: "Experiment", dependencies: ["NeuralCore", "Datasets", "Compression"], swiftSettings: optimize),
         .executableTarget(
             name: "apsweep",
             dependencies: [
-                "NeuralCore", "Datasets", "Compression",
+                "NeuralCore", "Datasets", "Compression", "Experiment",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimize),
         .testTarget(name: "NeuralCoreTests", dependencies: ["NeuralCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -32,6 +32,34 @@ public final class Model {
         return layer.namedChildren().flatMap { weightedLayers($0.1) }
     }
 
+    /// The classifier (last Linear layer).
+    public var classifier: Linear {
+        Model.weightedLayers(root).last { $0 is Linear } as! Linear
+    }
+
+    /// The input of the classifier for x [N, C, H, W]: every layer before the classifier, in `mode`.
+    /// Requires the classifier to be the last layer of the (nested) last Sequential, as in every
+    /// model of the zoo.
+    public func forwardToClassifier(_ x: Tensor, mode: Mode) throws -> Tensor {
+        let head = classifier
+        func run(_ layer: Layer, _ x: Tensor) throws -> Tensor {
+            guard let seq = layer as? Sequential else {
+                throw NeuralCoreError.invalidConfiguration("\(spec.name): the classifier is not the last layer of a Sequential")
+            }
+            var h = x
+            for (i, (_, child)) in seq.layers.enumerated() {
+                if child === head { return h }
+                if i == seq.layers.count - 1 { return try run(child, h) }
+                h = try child.forward(h, mode: mode)
+            }
+            return h
+        }
+        guard x.rank == 4, Array(x.shape.dropFirst()) == spec.inputShape else {
+            throw NeuralCoreError.shapeMismatch(layer: "\(spec.name) input", expected: "[N, \(spec.inputShape.map(String.init).joined(separator: ", "))]", actual: x.shape)
+        }
+        return try run(root, x)
+    }
+
     public var inputShape: [Int] { spec.inputShape }
     public var classes: Int { spec.classes }
 

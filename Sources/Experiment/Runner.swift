@@ -1,0 +1,242 @@
+import Compression
+import Datasets
+import Foundation
+import NeuralCore
+
+/// One epoch's numbers. Epoch 0 of a prune task is right after pruning, before any fine-tuning.
+public struct EpochRecord: Sendable, Equatable {
+    public var epoch: Int
+    /// Percent. For training epochs the running accuracy over the epoch (train mode); for epoch 0
+    /// of a prune task, evaluated over the training set in eval mode.
+    public var trainAccuracy: Double
+    public var trainLoss: Double
+    public var testAccuracy: Double
+    public var testLoss: Double
+    /// |baseline − this| in percentage points (prune tasks; 0 for baselines).
+    public var pdTrain: Double
+    public var pdTest: Double
+    /// this − baseline, mean cross-entropy (prune tasks).
+    public var lossDiffTrain: Double
+    public var lossDiffTest: Double
+    public var learningRate: Double
+    public var seconds: Double
+    /// Per pruned/prunable layer and "total" (prune tasks).
+    public var layerMetrics: [MetricValues]
+    public var totalMetrics: MetricValues?
+}
+
+/// A trained baseline: its weights and its final-epoch accuracies, which PD is measured against.
+public struct BaselineResult: Sendable {
+    public var state: [(key: String, value: Tensor, type: BufferType)]
+    public var trainAccuracy: Double, testAccuracy: Double, trainLoss: Double, testLoss: Double
+    public var history: [EpochRecord]
+
+    /// safetensors metadata keys that carry the accuracies with the weights.
+    public var metadata: [String: String] {
+        ["apsweep.train_accuracy": String(trainAccuracy), "apsweep.test_accuracy": String(testAccuracy),
+         "apsweep.train_loss": String(trainLoss), "apsweep.test_loss": String(testLoss)]
+    }
+}
+
+/// Runs one task with no network: a pure function of (task, local data, checkpoint) → records.
+public enum Runner {
+    /// Trains a baseline; `onEpoch` sees each epoch's record as soon as it exists.
+    public static func runBaseline(_ task: BaselineTask, data: Shard, onEpoch: (EpochRecord) throws -> Void = { _ in }) throws -> BaselineResult {
+        try task.training.validate("training")
+        let model = try task.model.build(seed: task.seed)
+        let optimizer = task.training.makeOptimizer(model.parameters)
+        let trainer = Trainer(model: model, loss: SoftmaxCrossEntropy(labelSmoothing: Float(task.training.labelSmoothing)), optimizer: optimizer)
+        var history: [EpochRecord] = []
+        var last = (train: 0.0, trainLoss: 0.0, test: 0.0, testLoss: 0.0)
+        for epoch in 0..<task.training.epochs {
+            let start = Date()
+            optimizer.learningRate = task.training.learningRateSchedule.rate(base: Float(task.training.lr), epoch: epoch, epochs: task.training.epochs)
+            var seen = 0, correct = 0, lossSum = 0.0
+            for (x, y) in Batches(data.train, batchSize: task.training.batch, shuffleSeed: task.seed, epoch: epoch,
+                                  augmentation: task.training.augmentation, outputShape: task.model.inputShape) {
+                let (l, c) = try trainer.step(x, labels: y)
+                seen += y.count; correct += c; lossSum += l * Double(y.count)
+            }
+            let (testLoss, testAccuracy) = try evaluate(model, data.test, labelSmoothing: 0)
+            last = (100 * Double(correct) / Double(max(1, seen)), lossSum / Double(max(1, seen)), testAccuracy, testLoss)
+            let record = EpochRecord(epoch: epoch + 1, trainAccuracy: last.train, trainLoss: last.trainLoss, testAccuracy: testAccuracy,
+                                     testLoss: testLoss, pdTrain: 0, pdTest: 0, lossDiffTrain: 0, lossDiffTest: 0,
+                                     learningRate: Double(optimizer.learningRate), seconds: Date().timeIntervalSince(start),
+                                     layerMetrics: [], totalMetrics: nil)
+            history.append(record)
+            try onEpoch(record)
+        }
+        if task.training.epochs == 0 {
+            let (trainLoss, trainAcc) = try evaluate(model, data.train, labelSmoothing: 0)
+            let (testLoss, testAcc) = try evaluate(model, data.test, labelSmoothing: 0)
+            last = (trainAcc, trainLoss, testAcc, testLoss)
+        }
+        return BaselineResult(state: model.stateDict(), trainAccuracy: last.train, testAccuracy: last.test,
+                              trainLoss: last.trainLoss, testLoss: last.testLoss, history: history)
+    }
+
+    /// Mean loss and accuracy (percent) of `model` over `set` in eval mode.
+    public static func evaluate(_ model: Model, _ set: LabeledImages, labelSmoothing: Float) throws -> (loss: Double, accuracy: Double) {
+        let loss = SoftmaxCrossEntropy(labelSmoothing: labelSmoothing)
+        var total = 0.0, correct = 0
+        for (x, y) in Batches(set, batchSize: 500, shuffleSeed: nil, outputShape: model.inputShape) {
+            let (l, _, c) = try loss.evaluate(logits: try model.forward(x, mode: .eval), labels: y)
+            total += l * Double(y.count); correct += c
+        }
+        return (total / Double(max(1, set.count)), 100 * Double(correct) / Double(max(1, set.count)))
+    }
+
+    /// Prunes the baseline and fine-tunes it; records epoch 0 (right after pruning) and every
+    /// fine-tuning epoch through `onRecord` as they are produced, and returns them all.
+    public static func runPrune(_ task: PruneTask, model spec: ModelSpec, baseline: BaselineResult, data: Shard,
+                                onRecord: (EpochRecord) throws -> Void = { _ in }) throws -> [EpochRecord] {
+        try task.validate()
+        let scope = try PruningScope(parsing: task.scope)
+        let variants = try task.metrics.map(MetricVariant.init(parsing:))
+        let model = try spec.build(seed: 0)
+        try model.load(Dictionary(baseline.state.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }))
+        let original = Dictionary(uniqueKeysWithValues: model.prunableWeights.map { ($0.0, $0.1.value) })
+        let metricKeys = model.prunableWeights.map(\.0)
+        let start = Date()
+        let masks = try Pruner.prune(model, method: task.method, sparsity: task.sparsity, scope: scope, seed: task.seed)
+
+        func metrics() throws -> ([MetricValues], MetricValues) {
+            let current = Dictionary(uniqueKeysWithValues: model.prunableWeights.map { ($0.0, $0.1.value) })
+            return try NetworkMetrics.compute(original: original, pruned: current, keys: metricKeys, variants: variants)
+        }
+        func record(_ epoch: Int, trainAcc: Double, trainLoss: Double, testAcc: Double, testLoss: Double, lr: Double, since: Date) throws -> EpochRecord {
+            let (layers, total) = try metrics()
+            return EpochRecord(epoch: epoch, trainAccuracy: trainAcc, trainLoss: trainLoss, testAccuracy: testAcc, testLoss: testLoss,
+                               pdTrain: abs(baseline.trainAccuracy - trainAcc), pdTest: abs(baseline.testAccuracy - testAcc),
+                               lossDiffTrain: trainLoss - baseline.trainLoss, lossDiffTest: testLoss - baseline.testLoss,
+                               learningRate: lr, seconds: Date().timeIntervalSince(since), layerMetrics: layers, totalMetrics: total)
+        }
+
+        var records: [EpochRecord] = []
+        let ft = task.fineTune
+        let lossFn = SoftmaxCrossEntropy(labelSmoothing: Float(ft.labelSmoothing))
+        switch task.mode {
+        case .lastLayer:
+            let head = model.classifier
+            for p in model.parameters { p.requiresGrad = false }
+            head.weight.requiresGrad = true
+            head.bias?.requiresGrad = task.trainBias
+            let trainable = [head.weight] + (head.bias.map { [$0] } ?? [])
+            let optimizer = MaskedOptimizer(ft.makeOptimizer(trainable), masks: masks, model: model)
+            // Features before the classifier: computed once from the pruned, frozen network.
+            let features = task.cacheFeatures ? try FeatureCache(model: model, data: data) : nil
+            let (trainLoss0, trainAcc0) = try features?.evaluate(head, train: true, loss: lossFn) ?? evaluate(model, data.train, labelSmoothing: 0)
+            let (testLoss0, testAcc0) = try features?.evaluate(head, train: false, loss: lossFn) ?? evaluate(model, data.test, labelSmoothing: 0)
+            let r0 = try record(0, trainAcc: trainAcc0, trainLoss: trainLoss0, testAcc: testAcc0, testLoss: testLoss0, lr: 0, since: start)
+            records.append(r0)
+            try onRecord(r0)
+            for epoch in 0..<ft.epochs {
+                let since = Date()
+                optimizer.learningRate = ft.learningRateSchedule.rate(base: Float(ft.lr), epoch: epoch, epochs: ft.epochs)
+                var seen = 0, correct = 0, lossSum = 0.0
+                let batches = Batches(data.train, batchSize: ft.batch, shuffleSeed: task.seed, epoch: epoch, outputShape: spec.inputShape)
+                if let features {
+                    for chunk in stride(from: 0, to: batches.order.count, by: ft.batch) {
+                        let rows = Array(batches.order[chunk..<min(chunk + ft.batch, batches.order.count)])
+                        let (h, y) = features.gather(rows, train: true)
+                        let (l, c) = try stepHead(head, h, y, lossFn, optimizer)
+                        seen += y.count; correct += c; lossSum += l * Double(y.count)
+                    }
+                } else {
+                    for (x, y) in batches {
+                        let h = try model.forwardToClassifier(x, mode: .eval)
+                        let (l, c) = try stepHead(head, h, y, lossFn, optimizer)
+                        seen += y.count; correct += c; lossSum += l * Double(y.count)
+                    }
+                }
+                let (testLoss, testAcc) = try features?.evaluate(head, train: false, loss: lossFn) ?? evaluate(model, data.test, labelSmoothing: 0)
+                let r = try record(epoch + 1, trainAcc: 100 * Double(correct) / Double(max(1, seen)), trainLoss: lossSum / Double(max(1, seen)),
+                                   testAcc: testAcc, testLoss: testLoss, lr: Double(optimizer.learningRate), since: since)
+                records.append(r)
+                try onRecord(r)
+            }
+        case .wholeNetwork:
+            for p in model.parameters { p.requiresGrad = true }
+            let optimizer = MaskedOptimizer(ft.makeOptimizer(model.parameters), masks: masks, model: model)
+            let trainer = Trainer(model: model, loss: lossFn, optimizer: optimizer)
+            let (trainLoss0, trainAcc0) = try evaluate(model, data.train, labelSmoothing: 0)
+            let (testLoss0, testAcc0) = try evaluate(model, data.test, labelSmoothing: 0)
+            let r0 = try record(0, trainAcc: trainAcc0, trainLoss: trainLoss0, testAcc: testAcc0, testLoss: testLoss0, lr: 0, since: start)
+            records.append(r0)
+            try onRecord(r0)
+            for epoch in 0..<ft.epochs {
+                let since = Date()
+                optimizer.learningRate = ft.learningRateSchedule.rate(base: Float(ft.lr), epoch: epoch, epochs: ft.epochs)
+                var seen = 0, correct = 0, lossSum = 0.0
+                for (x, y) in Batches(data.train, batchSize: ft.batch, shuffleSeed: task.seed, epoch: epoch,
+                                      augmentation: ft.augmentation, outputShape: spec.inputShape) {
+                    let (l, c) = try trainer.step(x, labels: y)
+                    seen += y.count; correct += c; lossSum += l * Double(y.count)
+                }
+                let (testLoss, testAcc) = try evaluate(model, data.test, labelSmoothing: 0)
+                let r = try record(epoch + 1, trainAcc: 100 * Double(correct) / Double(max(1, seen)), trainLoss: lossSum / Double(max(1, seen)),
+                                   testAcc: testAcc, testLoss: testLoss, lr: Double(optimizer.learningRate), since: since)
+                records.append(r)
+                try onRecord(r)
+            }
+        }
+        return records
+    }
+
+    private static func stepHead(_ head: Linear, _ h: Tensor, _ y: [Int], _ loss: SoftmaxCrossEntropy, _ optimizer: Optimizer) throws -> (Double, Int) {
+        head.weight.zeroGrad()
+        head.bias?.zeroGrad()
+        let logits = try head.forward(h, mode: .train)
+        let (l, g, c) = try loss.evaluate(logits: logits, labels: y)
+        _ = try head.backward(g)
+        optimizer.step()
+        return (l, c)
+    }
+}
+
+/// The classifier's inputs for every training and test image, computed once in eval mode.
+struct FeatureCache {
+    let train: [Float], test: [Float]
+    let trainLabels: [Int], testLabels: [Int]
+    let width: Int
+
+    init(model: Model, data: Shard) throws {
+        func compute(_ set: LabeledImages) throws -> ([Float], Int) {
+            var out: [Float] = []
+            var width = 0
+            for (x, _) in Batches(set, batchSize: 500, shuffleSeed: nil, outputShape: model.inputShape) {
+                let h = try model.forwardToClassifier(x, mode: .eval)
+                width = h.count / max(1, h.shape[0])
+                out.append(contentsOf: h.scalars)
+            }
+            return (out, width)
+        }
+        (train, width) = try compute(data.train)
+        (test, _) = try compute(data.test)
+        trainLabels = data.train.labels
+        testLabels = data.test.labels
+    }
+
+    /// The feature rows of `indices` as [n, width] and their labels.
+    func gather(_ indices: [Int], train isTrain: Bool) -> (Tensor, [Int]) {
+        let source = isTrain ? train : test, labels = isTrain ? trainLabels : testLabels
+        let w = width
+        let t = Tensor(shape: [indices.count, w], unsafeUninitialized: { out in
+            source.withUnsafeBufferPointer { src in
+                for (r, i) in indices.enumerated() { (out + r * w).update(from: src.baseAddress! + i * w, count: w) }
+            }
+        })
+        return (t, indices.map { labels[$0] })
+    }
+
+    func evaluate(_ head: Linear, train isTrain: Bool, loss: SoftmaxCrossEntropy) throws -> (Double, Double) {
+        let n = isTrain ? trainLabels.count : testLabels.count
+        var total = 0.0, correct = 0
+        for start in stride(from: 0, to: n, by: 1000) {
+            let (h, y) = gather(Array(start..<min(n, start + 1000)), train: isTrain)
+            let (l, _, c) = try SoftmaxCrossEntropy().evaluate(logits: try head.forward(h, mode: .eval), labels: y)
+            total += l * Double(y.count); correct += c
+        }
+        return (total / Double(max(1, n)), 100 * Double(correct) / Double(max(1, n)))
+    }
+}
