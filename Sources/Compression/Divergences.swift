@@ -61,7 +61,7 @@ public struct PairStatistics: Sendable, Equatable {
     public var wasserstein2: Double { (squaredDistance + wassersteinCovariance).squareRoot() }
     /// Hellinger distance √(1 − BC), in [0, 1]; it saturates at 1 for distant high-dimensional
     /// Gaussians (BC underflows), which is the closed form's truth, not an error.
-    public var hellinger: Double { max(0, -expm1(logBhattacharyya)).squareRoot() }
+    public var hellinger: Double { let v = -expm1(logBhattacharyya); return v > 0 ? v.squareRoot() : 0 }
     /// The authors' code-faithful Mahalanobis distance √((0.001/√d)·‖Δ‖²).
     public var mahalanobisCodeFaithful: Double { count == 0 ? 0 : (0.001 / Double(count).squareRoot() * squaredDistance).squareRoot() }
 }

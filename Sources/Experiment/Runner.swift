@@ -40,8 +40,13 @@ public struct BaselineResult: Sendable {
 
 /// Runs one task with no network: a pure function of (task, local data, checkpoint) → records.
 public enum Runner {
+    /// Progress inside an epoch: epoch (1-based), step, steps per epoch, running loss and accuracy,
+    /// images per second so far.
+    public typealias StepProgress = (_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double, _ accuracy: Double, _ imagesPerSecond: Double) -> Void
+
     /// Trains a baseline; `onEpoch` sees each epoch's record as soon as it exists.
-    public static func runBaseline(_ task: BaselineTask, data: Shard, onEpoch: (EpochRecord) throws -> Void = { _ in }) throws -> BaselineResult {
+    public static func runBaseline(_ task: BaselineTask, data: Shard, onStep: StepProgress? = nil,
+                                   onEpoch: (EpochRecord) throws -> Void = { _ in }) throws -> BaselineResult {
         try task.training.validate("training")
         let model = try task.model.build(seed: task.seed)
         let optimizer = task.training.makeOptimizer(model.parameters)
@@ -52,10 +57,13 @@ public enum Runner {
             let start = Date()
             optimizer.learningRate = task.training.learningRateSchedule.rate(base: Float(task.training.lr), epoch: epoch, epochs: task.training.epochs)
             var seen = 0, correct = 0, lossSum = 0.0
-            for (x, y) in Batches(data.train, batchSize: task.training.batch, shuffleSeed: task.seed, epoch: epoch,
-                                  augmentation: task.training.augmentation, outputShape: task.model.inputShape) {
+            let batches = Batches(data.train, batchSize: task.training.batch, shuffleSeed: task.seed, epoch: epoch,
+                                  augmentation: task.training.augmentation, outputShape: task.model.inputShape)
+            for (step, (x, y)) in batches.enumerated() {
                 let (l, c) = try trainer.step(x, labels: y)
                 seen += y.count; correct += c; lossSum += l * Double(y.count)
+                onStep?(epoch + 1, step + 1, batches.count, lossSum / Double(seen), 100 * Double(correct) / Double(seen),
+                        Double(seen) / max(1e-9, Date().timeIntervalSince(start)))
             }
             let (testLoss, testAccuracy) = try evaluate(model, data.test, labelSmoothing: 0)
             last = (100 * Double(correct) / Double(max(1, seen)), lossSum / Double(max(1, seen)), testAccuracy, testLoss)

@@ -33,6 +33,26 @@ public struct ModelSpec: Sendable, Equatable, Codable {
 
     public var name: String { architecture.rawValue }
 
+    enum CodingKeys: String, CodingKey {
+        case architecture, width, classes, patch, dim, depth, heads, dropout
+        case inputShape = "input_shape", mlpDim = "mlp_dim"
+    }
+
+    /// Decodes snake_case keys; everything but `architecture` may be left out.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let dim = try c.decodeIfPresent(Int.self, forKey: .dim) ?? 64
+        self.init(try c.decode(Architecture.self, forKey: .architecture),
+                  width: try c.decodeIfPresent(Double.self, forKey: .width) ?? 1,
+                  inputShape: try c.decodeIfPresent([Int].self, forKey: .inputShape) ?? [1, 28, 28],
+                  classes: try c.decodeIfPresent(Int.self, forKey: .classes) ?? 10,
+                  patch: try c.decodeIfPresent(Int.self, forKey: .patch) ?? 7, dim: dim,
+                  depth: try c.decodeIfPresent(Int.self, forKey: .depth) ?? 4,
+                  heads: try c.decodeIfPresent(Int.self, forKey: .heads) ?? 4,
+                  mlpDim: try c.decodeIfPresent(Int.self, forKey: .mlpDim),
+                  dropout: try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0)
+    }
+
     /// Builds the model with weights initialised from `seed` as PyTorch's defaults do.
     public func build(seed: UInt64) throws -> Model {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import Experiment
 import NeuralCore
 
 extension Architecture: ExpressibleByArgument {}
 
-enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable { case sgd, adamw }
-enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable { case constant, step, cosine }
+extension TrainingConfig.OptimizerKind: ExpressibleByArgument {}
+extension TrainingConfig.ScheduleKind: ExpressibleByArgument {}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,12 +21,12 @@ struct Train: ParsableCommand {
     var data: String?
     @Option(help: "Epochs to train.") var epochs = 10
     @Option(help: "Mini-batch size.") var batch = 128
-    @Option(help: "Optimizer: sgd or adamw.") var optimizer: OptimizerChoice = .sgd
+    @Option(help: "Optimizer: sgd or adamw.") var optimizer: TrainingConfig.OptimizerKind = .sgd
     @Option(help: "Learning rate (default 0.05 for SGD, 0.001 for AdamW).") var lr: Float?
     @Option(help: "SGD momentum.") var momentum: Float = 0.9
     @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
     @Option(help: "Weight decay (L2 for SGD, decoupled for AdamW).") var weightDecay: Float = 5e-4
-    @Option(help: "Learning-rate schedule over the epochs: constant, step, cosine.") var schedule: ScheduleChoice = .cosine
+    @Option(help: "Learning-rate schedule over the epochs: constant, step, cosine.") var schedule: TrainingConfig.ScheduleKind = .cosine
     @Option(help: "Label smoothing in [0, 1).") var labelSmoothing: Float = 0
     @Option(help: "Width multiplier for the architecture.") var width: Double = 1
     @Option(help: "Seed for initialisation and shuffling.") var seed: UInt64 = 0
@@ -60,55 +61,39 @@ struct Train: ParsableCommand {
             return pad > 0 ? Augmentation(cropPadding: pad, horizontalFlip: true) : nil
         }()
         let spec = ModelSpec(model, width: width, inputShape: inputShape, classes: trainSet.classes)
-        let net = try spec.build(seed: seed)
-        let baseLR = lr ?? (optimizer == .sgd ? 0.05 : 1e-3)
-        let opt: Optimizer = optimizer == .sgd
-            ? SGD(net.parameters, learningRate: baseLR, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
-            : AdamW(net.parameters, learningRate: baseLR, weightDecay: weightDecay)
-        let sched: LearningRateSchedule = switch schedule {
-        case .constant: .constant
-        case .step: .step(every: max(1, epochs / 3), gamma: 0.1)
-        case .cosine: .cosine(minimum: 0)
-        }
-        let trainer = Trainer(model: net, loss: SoftmaxCrossEntropy(labelSmoothing: labelSmoothing), optimizer: opt)
-        print("apsweep train: \(model.rawValue) (\(net.parameterCount) parameters) on \(dataset): \(trainSet.count) train, \(testSet.count) test images, loaded in \(String(format: "%.2f", loadSeconds)) s; \(BLAS.summary)")
-        var epochRecords: [[String: Any]] = []
+        let config = TrainingConfig(epochs: epochs, batch: batch, optimizer: optimizer,
+                                    lr: Double(lr ?? (optimizer == .sgd ? 0.05 : 1e-3)), momentum: Double(momentum), nesterov: nesterov,
+                                    weightDecay: Double(weightDecay), schedule: schedule,
+                                    labelSmoothing: Double(labelSmoothing), augmentPadding: augmentation?.cropPadding ?? 0)
+        do { try config.validate("train") } catch { throw ValidationError("\(error)") }
+        let parameterCount = try spec.build(seed: seed).parameterCount
+        print("apsweep train: \(model.rawValue) (\(parameterCount) parameters) on \(source.name): \(trainSet.count) train, \(testSet.count) test images, loaded in \(String(format: "%.2f", loadSeconds)) s; \(BLAS.summary)")
         let progress = ProgressLine(enabled: stdoutIsTerminal)
-        for epoch in 0..<epochs {
-            opt.learningRate = sched.rate(base: baseLR, epoch: epoch, epochs: epochs)
-            let started = Date()
-            var seen = 0, correct = 0, lossSum = 0.0
-            let batches = Batches(trainSet, batchSize: batch, shuffleSeed: seed, epoch: epoch, augmentation: augmentation, outputShape: inputShape)
-            for (step, (x, y)) in batches.enumerated() {
-                if let limit, seen >= limit { break }
-                let (l, c) = try trainer.step(x, labels: y)
-                seen += y.count; correct += c; lossSum += l * Double(y.count)
-                let elapsed = Date().timeIntervalSince(started)
-                progress.update(String(format: "epoch %d/%d step %d/%d loss %.4f acc %.2f%% %.0f img/s",
-                                       epoch + 1, epochs, step + 1, batches.count, lossSum / Double(seen),
-                                       100 * Double(correct) / Double(seen), Double(seen) / max(elapsed, 1e-9)))
-            }
-            let trainSeconds = Date().timeIntervalSince(started)
-            let (testLoss, testAcc) = try evaluate(trainer, testSet, inputShape)
+        let started = Date()
+        let result = try Runner.runBaseline(BaselineTask(model: spec, training: config, seed: seed), data: Shard(name: shard.name, train: limit.map { LabeledImages(trainSet, first: $0) } ?? trainSet, test: testSet),
+                                            onStep: { epoch, step, steps, loss, acc, rate in
+            progress.update(String(format: "epoch %d/%d step %d/%d loss %.4f acc %.2f%% %.0f img/s", epoch, epochs, step, steps, loss, acc, rate))
+        }) { r in
             progress.finish()
-            let trainAcc = 100 * Double(correct) / Double(seen)
-            print(String(format: "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1f s (%.0f img/s)",
-                         epoch + 1, epochs, opt.learningRate, lossSum / Double(seen), trainAcc, testLoss, testAcc,
-                         trainSeconds, Double(seen) / trainSeconds))
-            epochRecords.append(["epoch": epoch + 1, "lr": Double(opt.learningRate), "train_loss": lossSum / Double(seen),
-                                 "train_accuracy": trainAcc, "test_loss": testLoss, "test_accuracy": testAcc,
-                                 "train_seconds": trainSeconds])
+            print(String(format: "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1f s",
+                         r.epoch, epochs, r.learningRate, r.trainLoss, r.trainAccuracy, r.testLoss, r.testAccuracy, r.seconds))
         }
-        try Safetensors.write(net, to: out, metadata: ["apsweep.model": model.rawValue, "apsweep.width": String(width)])
+        try Checkpoint.write(result, spec: spec, to: out)
         let run: [String: Any] = [
             "apsweep_version": APSweep.version,
-            "model": model.rawValue, "width": width, "parameters": net.parameterCount,
+            "model": model.rawValue, "width": width, "parameters": parameterCount,
             "dataset": source.name, "dataset_fingerprint": shard.fingerprint, "shard": [shard.index, shard.count],
-            "input_shape": inputShape, "augmentation": augmentation.map { "crop \($0.cropPadding) + flip" } ?? "none", "classes": trainSet.classes,
-            "optimizer": optimizer.rawValue, "lr": Double(baseLR), "momentum": Double(momentum), "nesterov": nesterov,
-            "weight_decay": Double(weightDecay), "schedule": schedule.rawValue, "batch": batch, "epochs": epochs,
+            "input_shape": inputShape, "classes": trainSet.classes,
+            "augmentation": augmentation.map { "crop \($0.cropPadding) + flip" } ?? "none",
+            "optimizer": optimizer.rawValue, "lr": config.lr, "momentum": config.momentum, "nesterov": nesterov,
+            "weight_decay": config.weightDecay, "schedule": schedule.rawValue, "batch": batch, "epochs": epochs,
             "seed": seed, "threads": BLAS.threads, "blas_core": BLAS.coreName,
-            "data_load_seconds": loadSeconds, "history": epochRecords,
+            "data_load_seconds": loadSeconds, "train_seconds": Date().timeIntervalSince(started),
+            "final": ["train_accuracy": result.trainAccuracy, "test_accuracy": result.testAccuracy,
+                      "train_loss": result.trainLoss, "test_loss": result.testLoss],
+            "history": result.history.map { ["epoch": $0.epoch, "lr": $0.learningRate, "train_loss": $0.trainLoss,
+                                              "train_accuracy": $0.trainAccuracy, "test_loss": $0.testLoss,
+                                              "test_accuracy": $0.testAccuracy, "seconds": $0.seconds] },
         ]
         let jsonPath = (out as NSString).deletingPathExtension + ".json"
         try JSONSerialization.data(withJSONObject: run, options: [.prettyPrinted, .sortedKeys])
@@ -116,14 +101,6 @@ struct Train: ParsableCommand {
         print("wrote \(out) and \(jsonPath)")
     }
 
-    private func evaluate(_ trainer: Trainer, _ set: LabeledImages, _ shape: [Int]) throws -> (Double, Double) {
-        var loss = 0.0, correct = 0
-        for (x, y) in Batches(set, batchSize: 500, shuffleSeed: nil, outputShape: shape) {
-            let (l, c) = try trainer.evaluate(x, labels: y)
-            loss += l * Double(y.count); correct += c
-        }
-        return (loss / Double(set.count), 100 * Double(correct) / Double(set.count))
-    }
 }
 
 /// One line redrawn in place on a terminal, at most ten times a second; silent otherwise.
@@ -151,4 +128,13 @@ func parseShape(_ text: String) throws -> [Int] {
         throw ValidationError("shape '\(text)' must be CxHxW with positive numbers, e.g. 3x32x32")
     }
     return parts
+}
+
+extension LabeledImages {
+    /// The first `n` images (for quick checks with --limit).
+    init(_ all: LabeledImages, first n: Int) {
+        let k = Swift.min(n, all.count), per = all.imageShape.reduce(1, *)
+        self = try! LabeledImages(imageShape: all.imageShape, pixels: Array(all.pixels[0..<(k * per)]), labels: Array(all.labels[0..<k]),
+                                  classes: all.classes, mean: all.mean, std: all.std)
+    }
 }

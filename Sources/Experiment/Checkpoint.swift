@@ -1,0 +1,50 @@
+import Foundation
+import NeuralCore
+
+/// A checkpoint as apsweep writes it: safetensors with PyTorch keys, and in the metadata the model
+/// spec (`apsweep.spec`, JSON) and the accuracies PD is measured against.
+public enum Checkpoint {
+    /// Writes a baseline's weights, its spec and its final accuracies.
+    public static func write(_ result: BaselineResult, spec: ModelSpec, to path: String) throws {
+        var metadata = result.metadata
+        metadata["apsweep.spec"] = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        let data = try Safetensors.encode(result.state, metadata: metadata)
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// The metadata entries for a model written outside a baseline task.
+    public static func metadata(spec: ModelSpec) -> [String: String] {
+        ["apsweep.spec": (try? String(decoding: JSONEncoder().encode(spec), as: UTF8.self)) ?? ""]
+    }
+
+    /// Reads a checkpoint. The spec comes from the file's metadata, or from `spec` for files
+    /// written elsewhere (PyTorch). Accuracies missing from the metadata are measured by
+    /// `measure` (eval mode over the data) when given, and NaN otherwise.
+    public static func read(path: String, spec given: ModelSpec? = nil,
+                            measure: ((Model) throws -> (trainAcc: Double, trainLoss: Double, testAcc: Double, testLoss: Double))? = nil)
+        throws -> (spec: ModelSpec, baseline: BaselineResult) {
+        let (entries, metadata) = try Safetensors.read(path: path)
+        var spec = given
+        if spec == nil, let json = metadata["apsweep.spec"] {
+            spec = try? JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8))
+        }
+        guard let spec else {
+            throw ExperimentError.invalid("\(path): no apsweep model spec in its metadata (written by PyTorch?); give --model, --input and --classes")
+        }
+        let model = try spec.build(seed: 0)
+        do {
+            try model.load(entries.mapValues(\.tensor))
+        } catch {
+            throw ExperimentError.invalid("\(path): \(error)")
+        }
+        var result = BaselineResult(state: model.stateDict(), trainAccuracy: .nan, testAccuracy: .nan, trainLoss: .nan, testLoss: .nan, history: [])
+        if let a = metadata["apsweep.train_accuracy"].flatMap(Double.init), let b = metadata["apsweep.test_accuracy"].flatMap(Double.init),
+           let c = metadata["apsweep.train_loss"].flatMap(Double.init), let d = metadata["apsweep.test_loss"].flatMap(Double.init) {
+            (result.trainAccuracy, result.testAccuracy, result.trainLoss, result.testLoss) = (a, b, c, d)
+        } else if let measure {
+            let m = try measure(model)
+            (result.trainAccuracy, result.trainLoss, result.testAccuracy, result.testLoss) = (m.trainAcc, m.trainLoss, m.testAcc, m.testLoss)
+        }
+        return (spec, result)
+    }
+}
