@@ -6,7 +6,10 @@ import Foundation
 /// weight [OC, C, KH, KW]; bias [OC]. Images are processed in chunks of `nb`: the chunk's patches
 /// are unfolded into col [C·KH·KW, nb·OH·OW] and one GEMM computes out [OC, nb·OH·OW] = W · col,
 /// so small feature maps still make GEMMs large enough to run near BLAS peak. Backward recomputes
-/// col instead of keeping it (it is KH·KW times the input).
+/// col instead of keeping it (it is KH·KW times the input). For stride 1, d(input) is itself a
+/// convolution — of dy with the kernels flipped and in/out swapped, padding K − 1 − P — which turns
+/// a memory-bound GEMM with K = OC plus a col2im fold into one GEMM with K = OC·KH·KW; strided
+/// convolutions use the GEMM + col2im form.
 public final class Conv2d: Layer {
     public var path = ""
     public let inChannels: Int, outChannels: Int
@@ -41,17 +44,6 @@ public final class Conv2d: Layer {
         ((h + 2 * padding - kernel.h) / stride + 1, (w + 2 * padding - kernel.w) / stride + 1)
     }
 
-    private var isPointwise: Bool { kernel == (1, 1) && stride == 1 && padding == 0 }
-
-    /// Images per GEMM: enough columns (≈4,096) for an efficient GEMM, col bounded to 4 MB so a
-    /// chunk stays in cache (measured: 16 MB chunks were 5 % slower on vgg-small).
-    private func chunkSize(n: Int, l: Int, ckk: Int) -> Int {
-        if isPointwise { return 1 }
-        let wanted = max(1, (4096 + l - 1) / l)
-        let byMemory = max(1, (1 << 20) / max(1, ckk * l))
-        return max(1, min(n, wanted, byMemory))
-    }
-
     /// Scratch memory of one worker thread: unfolded patches, gathered outputs, weight gradient.
     private final class Workspace {
         var col: [Float] = [], gathered: [Float] = [], dcol: [Float] = [], dW: [Float] = []
@@ -83,55 +75,44 @@ public final class Conv2d: Layer {
         return workers
     }
 
+    /// The shape of one convolution: input channels and size, output channels, kernel, stride, padding.
+    struct Geometry {
+        var c, h, w, oc, k, s, p: Int
+        var oh: Int { (h + 2 * p - k) / s + 1 }
+        var ow: Int { (w + 2 * p - k) / s + 1 }
+        var l: Int { oh * ow }
+        var ckk: Int { c * k * k }
+        var pointwise: Bool { k == 1 && s == 1 && p == 0 }
+        /// Images per GEMM: enough columns (≈4,096) for an efficient GEMM, col bounded to 4 MB so
+        /// a chunk stays in cache (measured: 16 MB chunks were 5 % slower on vgg-small).
+        func chunk(_ n: Int) -> Int {
+            if pointwise { return 1 }
+            return max(1, min(n, (4096 + l - 1) / l, (1 << 20) / max(1, ckk * l)))
+        }
+    }
+
+    private func geometry(_ x: [Int]) -> Geometry {
+        Geometry(c: inChannels, h: x[2], w: x[3], oc: outChannels, k: kernel.h, s: stride, p: padding)
+    }
+
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
         // x [N, C, H, W] → y [N, OC, OH, OW]
         try expect(x.shape, "[N, \(inChannels), H, W] with H, W ≥ \(kernel.h - 2 * padding)",
                    x.rank == 4 && x.shape[1] == inChannels
                        && x.shape[2] + 2 * padding >= kernel.h && x.shape[3] + 2 * padding >= kernel.w)
-        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        let (oh, ow) = outputSize(h, w)
-        let l = oh * ow, ckk = inChannels * kernel.h * kernel.w, oc = outChannels
-        let imageSize = inChannels * h * w
-        let pointwise = isPointwise
-        let nb = chunkSize(n: n, l: l, ckk: ckk)
-        var y = Tensor(shape: [n, oc, oh, ow], unsafeUninitialized: { _ in })   // every element is written below
+        let g = geometry(x.shape), n = x.shape[0]
+        var y = Tensor(shape: [n, g.oc, g.oh, g.ow], unsafeUninitialized: { _ in })   // every element is written below
         x.withPointer { xp in
             weight.value.withPointer { wp in
-                y.withMutablePointer { yp in
-                    let bias = self.bias?.value
-                    _ = forEachChunk(n, nb) { start, cnt, ws in
-                        let cols = cnt * l
-                        let src: UnsafePointer<Float>
-                        if pointwise {
-                            src = xp + start * imageSize
-                        } else {
-                            ws.reserve(&ws.col, ckk * cols)
-                            ws.col.withUnsafeMutableBufferPointer { im2col(xp + start * imageSize, images: cnt, h: h, w: w, oh: oh, ow: ow, into: $0.baseAddress!) }
-                            src = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
-                        }
-                        if cnt == 1 {
-                            BLAS.gemm(m: oc, n: cols, k: ckk, a: wp, lda: ckk, b: src, ldb: cols, c: yp + start * oc * l, ldc: l, threads: 1)
-                        } else {
-                            ws.reserve(&ws.gathered, oc * cols)
-                            ws.gathered.withUnsafeMutableBufferPointer { g in
-                                let out = g.baseAddress!
-                                BLAS.gemm(m: oc, n: cols, k: ckk, a: wp, lda: ckk, b: src, ldb: cols, c: out, ldc: cols, threads: 1)
-                                // out [OC, cnt·L] → y[start + i, OC, L]
-                                for i in 0..<cnt {
-                                    for o in 0..<oc {
-                                        (yp + ((start + i) * oc + o) * l).update(from: out + o * cols + i * l, count: l)
-                                    }
-                                }
-                            }
-                        }
-                        bias?.withPointer { bp in
-                            for i in start..<(start + cnt) {
-                                for o in 0..<oc {
-                                    let row = yp + (i * oc + o) * l, b = bp[o]
-                                    for j in 0..<l { row[j] += b }
-                                }
-                            }
-                        }
+                y.withMutablePointer { yp in convolve(g, n: n, x: xp, weight: wp, y: yp) }
+            }
+        }
+        if let bias {
+            y.withMutablePointer { yp in
+                bias.value.withPointer { bp in
+                    for i in 0..<(n * g.oc) {
+                        let row = yp + i * g.l, b = bp[i % g.oc]
+                        for j in 0..<g.l { row[j] += b }
                     }
                 }
             }
@@ -140,36 +121,63 @@ public final class Conv2d: Layer {
         return y
     }
 
+    /// y [N, OC, OH, OW] = x [N, C, H, W] ⋆ weight [OC, C, K, K], chunk by chunk over the workers.
+    private func convolve(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let nb = g.chunk(n), imageSize = g.c * g.h * g.w
+        _ = forEachChunk(n, nb) { start, cnt, ws in
+            let cols = cnt * g.l
+            let src: UnsafePointer<Float>
+            if g.pointwise {
+                src = x + start * imageSize
+            } else {
+                ws.reserve(&ws.col, g.ckk * cols)
+                ws.col.withUnsafeMutableBufferPointer { Conv2d.im2col(g, x + start * imageSize, images: cnt, into: $0.baseAddress!) }
+                src = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
+            }
+            if cnt == 1 {
+                BLAS.gemm(m: g.oc, n: cols, k: g.ckk, a: wp, lda: g.ckk, b: src, ldb: cols, c: y + start * g.oc * g.l, ldc: g.l, threads: 1)
+                return
+            }
+            ws.reserve(&ws.gathered, g.oc * cols)
+            ws.gathered.withUnsafeMutableBufferPointer { gb in
+                let out = gb.baseAddress!
+                BLAS.gemm(m: g.oc, n: cols, k: g.ckk, a: wp, lda: g.ckk, b: src, ldb: cols, c: out, ldc: cols, threads: 1)
+                // out [OC, cnt·L] → y[start + i, OC, L]
+                for i in 0..<cnt {
+                    for o in 0..<g.oc {
+                        (y + ((start + i) * g.oc + o) * g.l).update(from: out + o * cols + i * g.l, count: g.l)
+                    }
+                }
+            }
+        }
+    }
+
     public func backward(_ dy: Tensor) throws -> Tensor {
         guard let x = input else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
-        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        let (oh, ow) = outputSize(h, w)
-        try expect(dy.shape, describeShape([n, outChannels, oh, ow]), dy.shape == [n, outChannels, oh, ow])
-        let l = oh * ow, ckk = inChannels * kernel.h * kernel.w, oc = outChannels
-        let nb = chunkSize(n: n, l: l, ckk: ckk)
-        let inputGradient = computesInputGradient, pointwise = isPointwise
-        var dx = inputGradient ? Tensor(shape: x.shape) : Tensor(shape: [0])
-        let imageSize = inChannels * h * w
-        for ws in workspaces { ws.reserve(&ws.dW, oc * ckk) }
+        let g = geometry(x.shape), n = x.shape[0]
+        try expect(dy.shape, describeShape([n, g.oc, g.oh, g.ow]), dy.shape == [n, g.oc, g.oh, g.ow])
+        let nb = g.chunk(n), imageSize = g.c * g.h * g.w
+        let transposed = computesInputGradient && g.s == 1 && !g.pointwise
+        let folded = computesInputGradient && !transposed
+        var dx = computesInputGradient ? Tensor(shape: x.shape, repeating: 0) : Tensor(shape: [0])
         var workers = 0
         x.withPointer { xp in
             dy.withPointer { dyp in
                 weight.value.withPointer { wp in
                     dx.withMutablePointer { dxp in
                         workers = forEachChunk(n, nb) { start, cnt, ws in
-                            let cols = cnt * l
-                            ws.reserve(&ws.dW, oc * ckk)
+                            let cols = cnt * g.l
+                            ws.reserve(&ws.dW, g.oc * g.ckk)
                             // dyc [OC, cnt·L]
                             let dyc: UnsafePointer<Float>
                             if cnt == 1 {
-                                dyc = dyp + start * oc * l
+                                dyc = dyp + start * g.oc * g.l
                             } else {
-                                ws.reserve(&ws.gathered, oc * cols)
+                                ws.reserve(&ws.gathered, g.oc * cols)
                                 ws.gathered.withUnsafeMutableBufferPointer { gb in
-                                    let g = gb.baseAddress!
                                     for i in 0..<cnt {
-                                        for o in 0..<oc {
-                                            (g + o * cols + i * l).update(from: dyp + ((start + i) * oc + o) * l, count: l)
+                                        for o in 0..<g.oc {
+                                            (gb.baseAddress! + o * cols + i * g.l).update(from: dyp + ((start + i) * g.oc + o) * g.l, count: g.l)
                                         }
                                     }
                                 }
@@ -177,121 +185,116 @@ public final class Conv2d: Layer {
                             }
                             // col [CKK, cnt·L]
                             let colp: UnsafePointer<Float>
-                            if pointwise {
+                            if g.pointwise {
                                 colp = xp + start * imageSize
                             } else {
-                                ws.reserve(&ws.col, ckk * cols)
-                                ws.col.withUnsafeMutableBufferPointer { im2col(xp + start * imageSize, images: cnt, h: h, w: w, oh: oh, ow: ow, into: $0.baseAddress!) }
+                                ws.reserve(&ws.col, g.ckk * cols)
+                                ws.col.withUnsafeMutableBufferPointer { Conv2d.im2col(g, xp + start * imageSize, images: cnt, into: $0.baseAddress!) }
                                 colp = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
                             }
-                            // dW_worker [OC, CKK] += dyc · colᵀ (the first chunk of a worker overwrites)
+                            // dW_worker [OC, CKK] (+)= dyc · colᵀ: a worker's first chunk overwrites
                             let first = start < nb * max(1, min(Compute.threads, (n + nb - 1) / nb))
                             ws.dW.withUnsafeMutableBufferPointer { dw in
-                                BLAS.gemm(transB: true, m: oc, n: ckk, k: cols, a: dyc, lda: cols, b: colp, ldb: cols,
-                                          beta: first ? 0 : 1, c: dw.baseAddress!, ldc: ckk, threads: 1)
+                                BLAS.gemm(transB: true, m: g.oc, n: g.ckk, k: cols, a: dyc, lda: cols, b: colp, ldb: cols,
+                                          beta: first ? 0 : 1, c: dw.baseAddress!, ldc: g.ckk, threads: 1)
                             }
-                            guard inputGradient else { return }
-                            if pointwise {
+                            guard folded else { return }
+                            if g.pointwise {
                                 // dx_n [C, L] = Wᵀ [C, OC] · dy_n [OC, L]
-                                BLAS.gemm(transA: true, m: ckk, n: cols, k: oc, a: wp, lda: ckk, b: dyc, ldb: cols,
+                                BLAS.gemm(transA: true, m: g.ckk, n: cols, k: g.oc, a: wp, lda: g.ckk, b: dyc, ldb: cols,
                                           c: dxp + start * imageSize, ldc: cols, threads: 1)
                             } else {
                                 // dcol [CKK, cnt·L] = Wᵀ · dyc, folded back into dx
-                                ws.reserve(&ws.dcol, ckk * cols)
+                                ws.reserve(&ws.dcol, g.ckk * cols)
                                 ws.dcol.withUnsafeMutableBufferPointer { dc in
-                                    BLAS.gemm(transA: true, m: ckk, n: cols, k: oc, a: wp, lda: ckk, b: dyc, ldb: cols,
+                                    BLAS.gemm(transA: true, m: g.ckk, n: cols, k: g.oc, a: wp, lda: g.ckk, b: dyc, ldb: cols,
                                               c: dc.baseAddress!, ldc: cols, threads: 1)
-                                    col2im(dc.baseAddress!, images: cnt, h: h, w: w, oh: oh, ow: ow, into: dxp + start * imageSize)
+                                    Conv2d.col2im(g, dc.baseAddress!, images: cnt, into: dxp + start * imageSize)
                                 }
                             }
+                        }
+                        if transposed {
+                            // dx = dy ⋆ W', W'[c, o, i, j] = W[o, c, K−1−i, K−1−j], padding K − 1 − P.
+                            let k = g.k, kk = k * k
+                            var flipped = [Float](repeating: 0, count: g.oc * g.ckk)
+                            for o in 0..<g.oc {
+                                for c in 0..<g.c {
+                                    for t in 0..<kk { flipped[(c * g.oc + o) * kk + (kk - 1 - t)] = wp[(o * g.c + c) * kk + t] }
+                                }
+                            }
+                            let back = Geometry(c: g.oc, h: g.oh, w: g.ow, oc: g.c, k: k, s: 1, p: k - 1 - g.p)
+                            flipped.withUnsafeBufferPointer { convolve(back, n: n, x: dyp, weight: $0.baseAddress!, y: dxp) }
                         }
                     }
                 }
             }
         }
         // dW += Σ over workers; db [OC] += Σ_{N, OH, OW} dy
-        weight.grad.withMutablePointer { g in
+        weight.grad.withMutablePointer { gw in
             for ws in workspaces.prefix(workers) {
-                ws.dW.withUnsafeBufferPointer { d in for i in 0..<(oc * ckk) { g[i] += d[i] } }
+                ws.dW.withUnsafeBufferPointer { d in for i in 0..<(g.oc * g.ckk) { gw[i] += d[i] } }
             }
         }
         dy.withPointer { dyp in
             bias?.grad.withMutablePointer { gb in
-                for i in 0..<n {
-                    for o in 0..<oc { gb[o] += Float(vectorSum(dyp + (i * oc + o) * l, l)) }
-                }
+                for i in 0..<(n * g.oc) { gb[i % g.oc] += Float(vectorSum(dyp + i * g.l, g.l)) }
             }
         }
         return dx
     }
 
-    /// Unfolds `images` consecutive images at `x` into col [C·KH·KW, images·OH·OW]; padding reads 0.
-    private func im2col(_ x: UnsafePointer<Float>, images: Int, h: Int, w: Int, oh: Int, ow: Int,
-                        into col: UnsafeMutablePointer<Float>) {
-        let (kh, kw, s, p, c) = (kernel.h, kernel.w, stride, padding, inChannels)
+    /// Unfolds `images` consecutive images at `x` into col [C·K·K, images·OH·OW]; padding reads 0.
+    static func im2col(_ g: Geometry, _ x: UnsafePointer<Float>, images: Int, into col: UnsafeMutablePointer<Float>) {
+        let (k, s, p, c, h, w, oh, ow) = (g.k, g.s, g.p, g.c, g.h, g.w, g.oh, g.ow)
         let l = oh * ow, cols = images * l
-        do {
-            for r in 0..<(c * kh * kw) {
-                let ch = r / (kh * kw), ki = (r / kw) % kh, kj = r % kw
-                // For output column ow, the input column is ow·s − p + kj; valid for owLo..<owHi.
-                let owLo = max(0, (p - kj + s - 1) / s)
-                let owHi = min(ow, (w - 1 + p - kj) / s + 1)
-                for img in 0..<images {
-                    let plane = x + (img * c + ch) * h * w
-                    let dst0 = col + r * cols + img * l
-                    for o in 0..<oh {
-                        let ih = o * s - p + ki
-                        let dst = dst0 + o * ow
-                        if ih < 0 || ih >= h || owLo >= owHi {
-                            dst.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        let srcRow = plane + ih * w
-                        if owLo > 0 { dst.update(repeating: 0, count: owLo) }
-                        if s == 1 {
-                            (dst + owLo).update(from: srcRow + (owLo - p + kj), count: owHi - owLo)
-                        } else {
-                            var iw = owLo * s - p + kj
-                            for q in owLo..<owHi { dst[q] = srcRow[iw]; iw += s }
-                        }
-                        if owHi < ow { (dst + owHi).update(repeating: 0, count: ow - owHi) }
+        for r in 0..<(c * k * k) {
+            let ch = r / (k * k), ki = (r / k) % k, kj = r % k
+            // For output column q, the input column is q·s − p + kj; valid for owLo..<owHi.
+            let owLo = max(0, (p - kj + s - 1) / s)
+            let owHi = min(ow, (w - 1 + p - kj) / s + 1)
+            for img in 0..<images {
+                let plane = x + (img * c + ch) * h * w
+                let dst0 = col + r * cols + img * l
+                for o in 0..<oh {
+                    let ih = o * s - p + ki
+                    let dst = dst0 + o * ow
+                    if ih < 0 || ih >= h || owLo >= owHi {
+                        dst.update(repeating: 0, count: ow)
+                        continue
                     }
+                    let srcRow = plane + ih * w
+                    if owLo > 0 { dst.update(repeating: 0, count: owLo) }
+                    if s == 1 {
+                        (dst + owLo).update(from: srcRow + (owLo - p + kj), count: owHi - owLo)
+                    } else {
+                        var iw = owLo * s - p + kj
+                        for q in owLo..<owHi { dst[q] = srcRow[iw]; iw += s }
+                    }
+                    if owHi < ow { (dst + owHi).update(repeating: 0, count: ow - owHi) }
                 }
             }
         }
     }
 
-    /// Adds col [C·KH·KW, images·OH·OW] back into the images at `dx` (the adjoint of `im2col`).
-    private func col2im(_ col: UnsafePointer<Float>, images: Int, h: Int, w: Int, oh: Int, ow: Int,
-                        into dx: UnsafeMutablePointer<Float>) {
-        let (kh, kw, s, p, c) = (kernel.h, kernel.w, stride, padding, inChannels)
+    /// Adds col [C·K·K, images·OH·OW] back into the images at `dx` (the adjoint of `im2col`).
+    static func col2im(_ g: Geometry, _ col: UnsafePointer<Float>, images: Int, into dx: UnsafeMutablePointer<Float>) {
+        let (k, s, p, c, h, w, oh, ow) = (g.k, g.s, g.p, g.c, g.h, g.w, g.oh, g.ow)
         let l = oh * ow, cols = images * l
-        do {
-            for ch in 0..<c {
-                for ki in 0..<kh {
-                    for kj in 0..<kw {
-                        let r = (ch * kh + ki) * kw + kj
-                        let owLo = max(0, (p - kj + s - 1) / s)
-                        let owHi = min(ow, (w - 1 + p - kj) / s + 1)
-                        if owLo >= owHi { continue }
-                        for img in 0..<images {
-                            let plane = dx + (img * c + ch) * h * w
-                            let src0 = col + r * cols + img * l
-                            for o in 0..<oh {
-                                let ih = o * s - p + ki
-                                if ih < 0 || ih >= h { continue }
-                                let dstRow = plane + ih * w
-                                let src = src0 + o * ow
-                                if s == 1 {
-                                    let dst = dstRow + (owLo - p + kj)
-                                    for q in 0..<(owHi - owLo) { dst[q] += src[owLo + q] }
-                                } else {
-                                    var iw = owLo * s - p + kj
-                                    for q in owLo..<owHi { dstRow[iw] += src[q]; iw += s }
-                                }
-                            }
-                        }
-                    }
+        for r in 0..<(c * k * k) {
+            let ch = r / (k * k), ki = (r / k) % k, kj = r % k
+            let owLo = max(0, (p - kj + s - 1) / s)
+            let owHi = min(ow, (w - 1 + p - kj) / s + 1)
+            if owLo >= owHi { continue }
+            for img in 0..<images {
+                let plane = dx + (img * c + ch) * h * w
+                let src0 = col + r * cols + img * l
+                for o in 0..<oh {
+                    let ih = o * s - p + ki
+                    if ih < 0 || ih >= h { continue }
+                    let dstRow = plane + ih * w
+                    let src = src0 + o * ow
+                    var iw = owLo * s - p + kj
+                    for q in owLo..<owHi { dstRow[iw] += src[q]; iw += s }
                 }
             }
         }
