@@ -22,6 +22,9 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
         // SHA-256 for data and checkpoint fingerprints (OpenSSL's libcrypto, Debian's libssl-dev).
         .systemLibrary(name: "COpenSSLCrypto", path: "Sources/COpenSSLCrypto"),
+        // protoc-c output for Proto/apsweep.proto (Scripts/gen-proto), linked with Debian's libprotobuf-c.
+        .target(name: "APSweepProtoC", linkerSettings: [.linkedLibrary("protobuf-c")]),
+        .target(name: "Wire", dependencies: ["APSweepProtoC", "CZeroMQ"], swiftSettings: optimize),
         .target(name: "NeuralCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "COpenSSLCrypto"], swiftSettings: optimize),
         .target(name: "Compression", dependencies: ["NeuralCore"], swiftSettings: optimize),
@@ -37,6 +40,7 @@ let package = Package(
         .testTarget(name: "NeuralCoreTests", dependencies: ["NeuralCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], resources: [.copy("Golden")]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore"]),
     ],
     swiftLanguageModes: [.v5]

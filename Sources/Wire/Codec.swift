@@ -1,0 +1,128 @@
+import APSweepProtoC
+import Foundation
+
+/// Why a frame could not be decoded. Every case says what to check.
+public enum WireError: Error, Equatable, CustomStringConvertible {
+    case frameTooLarge(size: Int, limit: Int)
+    case undecodable(String)
+    case emptyBody
+    case encodingFailed(String)
+
+    public var description: String {
+        switch self {
+        case let .frameTooLarge(size, limit): return "frame of \(size) bytes exceeds the \(limit)-byte limit; raise --max-frame on both sides or send smaller chunks"
+        case let .undecodable(why): return "undecodable frame (\(why)); is the peer an apsweep process of a compatible version?"
+        case .emptyBody: return "envelope without a message body; the peer speaks a newer protocol or is broken"
+        case let .encodingFailed(why): return "cannot encode message: \(why)"
+        }
+    }
+}
+
+/// Encoding and decoding envelopes through protobuf-c (`Sources/APSweepProtoC`, generated from
+/// Proto/apsweep.proto). Every C allocation made for encoding is released before `encode`
+/// returns; decoded C messages are freed with `free_unpacked` on every path.
+public enum Codec {
+    /// The largest frame `decode` accepts by default (a 4 MiB BlobChunk plus headers fits).
+    public static let defaultMaxFrameBytes = 16 << 20
+
+    public static func encode(_ envelope: Envelope) throws -> [UInt8] {
+        let arena = CArena()
+        defer { arena.release() }
+        let env: UnsafeMutablePointer<Apsweep__V1__Envelope> = arena.message(apsweep__v1__envelope__init)
+        env.pointee.protocol_version = envelope.version
+        env.pointee.sequence = envelope.sequence
+        try fill(env, envelope.message, arena)
+        let size = withUnsafePointer(to: &env.pointee) { apsweep__v1__envelope__get_packed_size($0) }
+        var out = [UInt8](repeating: 0, count: size)
+        let written = out.withUnsafeMutableBufferPointer { buf in
+            withUnsafePointer(to: &env.pointee) { apsweep__v1__envelope__pack($0, buf.baseAddress) }
+        }
+        guard written == size else { throw WireError.encodingFailed("packed \(written) of \(size) bytes") }
+        return out
+    }
+
+    public static func decode(_ bytes: [UInt8], maxFrameBytes: Int = defaultMaxFrameBytes) throws -> Envelope {
+        try bytes.withUnsafeBufferPointer { try decode(UnsafeRawBufferPointer($0), maxFrameBytes: maxFrameBytes) }
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer, maxFrameBytes: Int = defaultMaxFrameBytes) throws -> Envelope {
+        guard bytes.count <= maxFrameBytes else { throw WireError.frameTooLarge(size: bytes.count, limit: maxFrameBytes) }
+        guard let env = apsweep__v1__envelope__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
+            throw WireError.undecodable("not a valid apsweep.v1.Envelope of \(bytes.count) bytes")
+        }
+        defer { apsweep__v1__envelope__free_unpacked(env, nil) }
+        let message = try read(env.pointee)
+        return Envelope(message, sequence: env.pointee.sequence, version: env.pointee.protocol_version)
+    }
+}
+
+/// C memory for one encoding; everything is freed by `release()`.
+final class CArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let p = malloc(max(1, bytes))!
+        blocks.append(p)
+        return p
+    }
+
+    /// A protobuf-c message initialised by its generated `_init`.
+    func message<T>(_ initialise: (UnsafeMutablePointer<T>) -> Void) -> UnsafeMutablePointer<T> {
+        let p = allocate(MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: 1)
+        initialise(p)
+        return p
+    }
+
+    func string(_ s: String) -> UnsafeMutablePointer<CChar> {
+        let utf8 = Array(s.utf8CString)
+        let p = allocate(utf8.count).bindMemory(to: CChar.self, capacity: utf8.count)
+        p.update(from: utf8, count: utf8.count)
+        return p
+    }
+
+    func strings(_ items: [String]) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
+        guard !items.isEmpty else { return (0, nil) }
+        let p = allocate(items.count * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride).bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: items.count)
+        for (i, s) in items.enumerated() { p[i] = string(s) }
+        return (items.count, p)
+    }
+
+    func pointers<T>(_ items: [UnsafeMutablePointer<T>]) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<T>?>?) {
+        guard !items.isEmpty else { return (0, nil) }
+        let p = allocate(items.count * MemoryLayout<UnsafeMutablePointer<T>?>.stride).bindMemory(to: UnsafeMutablePointer<T>?.self, capacity: items.count)
+        for (i, item) in items.enumerated() { p[i] = item }
+        return (items.count, p)
+    }
+
+    func binary(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+        let p = allocate(bytes.count).bindMemory(to: UInt8.self, capacity: max(1, bytes.count))
+        p.update(from: bytes, count: bytes.count)
+        return ProtobufCBinaryData(len: bytes.count, data: p)
+    }
+
+    func release() {
+        for p in blocks { free(p) }
+        blocks.removeAll()
+    }
+}
+
+/// A C string field as a Swift String (NULL reads as "").
+func text(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
+
+func textArray(_ n: Int, _ p: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> [String] {
+    guard let p else { return [] }
+    return (0..<n).map { text(p[$0]) }
+}
+
+func items<T, R>(_ n: Int, _ p: UnsafeMutablePointer<UnsafeMutablePointer<T>?>?, _ convert: (T) throws -> R) throws -> [R] {
+    guard let p else { return [] }
+    return try (0..<n).map { i in
+        guard let item = p[i] else { throw WireError.undecodable("a repeated message element is missing") }
+        return try convert(item.pointee)
+    }
+}
+
+func bytes(_ b: ProtobufCBinaryData) -> [UInt8] {
+    guard b.len > 0, let d = b.data else { return [] }
+    return Array(UnsafeBufferPointer(start: d, count: b.len))
+}
