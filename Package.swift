@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "apsweep",
             dependencies: [
-                "NeuralCore", "Datasets", "Compression", "Experiment",
+                "NeuralCore", "Datasets", "Compression", "Experiment", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
