@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
+import Foundation
 
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
@@ -45,3 +46,11 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// The libFuzzer target over envelope decoding, built only by Scripts/fuzz-wire (it has no main of
+// its own: libFuzzer provides it).
+if ProcessInfo.processInfo.environment["APSWEEP_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "WireFuzz", dependencies: ["Wire"], path: "Scripts/fuzz/WireFuzz",
+        swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])]))
+}
