@@ -21,6 +21,7 @@ let package = Package(
         .target(name: "COpenBLAS", cSettings: [.unsafeFlags(["-I/usr/include/x86_64-linux-gnu/openblas-pthread"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         // SHA-256 for data and checkpoint fingerprints (OpenSSL's libcrypto, Debian's libssl-dev).
         .systemLibrary(name: "COpenSSLCrypto", path: "Sources/COpenSSLCrypto"),
         // protoc-c output for Proto/apsweep.proto (Scripts/gen-proto), linked with Debian's libprotobuf-c.
@@ -30,10 +31,13 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "COpenSSLCrypto"], swiftSettings: optimize),
         .target(name: "Compression", dependencies: ["NeuralCore"], swiftSettings: optimize),
         .target(name: "Experiment", dependencies: ["NeuralCore", "Datasets", "Compression"], swiftSettings: optimize),
+        .target(name: "Coordinator", dependencies: ["Wire", "Experiment", "Compression", "Datasets", "NeuralCore", "CSQLite",
+                                                  .product(name: "Yams", package: "Yams")], swiftSettings: optimize),
+        .target(name: "Worker", dependencies: ["Wire", "Experiment", "Compression", "Datasets", "NeuralCore"], swiftSettings: optimize),
         .executableTarget(
             name: "apsweep",
             dependencies: [
-                "NeuralCore", "Datasets", "Compression", "Experiment", "Wire",
+                "NeuralCore", "Datasets", "Compression", "Experiment", "Wire", "Coordinator", "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],

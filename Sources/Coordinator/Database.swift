@@ -1,0 +1,98 @@
+import CSQLite
+import Foundation
+
+/// A thin wrapper over SQLite's C API: one connection, prepared statements, errors with SQLite's
+/// message. apsweep talks to SQLite directly rather than through GRDB: the journal needs a handful
+/// of statements in one thread, and the C library is already on every Debian machine, so the
+/// extra package (and its build time on 2 cores) would buy nothing here.
+final class Database {
+    private var handle: OpaquePointer?
+    let path: String
+
+    init(path: String) throws {
+        self.path = path
+        if sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil) != SQLITE_OK {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(handle)
+            throw JournalError.sqlite("\(path): cannot open the journal: \(message)")
+        }
+        sqlite3_busy_timeout(handle, 5000)
+    }
+
+    deinit { sqlite3_close(handle) }
+
+    func execute(_ sql: String) throws {
+        var error: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(handle, sql, nil, nil, &error) != SQLITE_OK {
+            let message = error.map { String(cString: $0) } ?? "unknown error"
+            sqlite3_free(error)
+            throw JournalError.sqlite("\(path): \(message) in: \(sql.prefix(80))")
+        }
+    }
+
+    /// Values bindable to statement parameters.
+    enum Value {
+        case int(Int64), double(Double), text(String), blob([UInt8]), null
+    }
+
+    /// Runs `sql` with `values` bound to ?1, ?2, …; `row` sees each result row.
+    func run(_ sql: String, _ values: [Value] = [], row: ((Row) throws -> Void)? = nil) throws {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else {
+            throw JournalError.sqlite("\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))")
+        }
+        defer { sqlite3_finalize(statement) }
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        for (i, v) in values.enumerated() {
+            let index = Int32(i + 1)
+            switch v {
+            case let .int(x): sqlite3_bind_int64(statement, index, x)
+            case let .double(x): sqlite3_bind_double(statement, index, x)
+            case let .text(s): sqlite3_bind_text(statement, index, s, -1, transient)
+            case let .blob(b): _ = b.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transient) }
+            case .null: sqlite3_bind_null(statement, index)
+            }
+        }
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else { throw JournalError.sqlite("\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))") }
+            try row?(Row(statement: statement!))
+        }
+    }
+
+    func transaction(_ body: () throws -> Void) throws {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            try body()
+            try execute("COMMIT")
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    struct Row {
+        let statement: OpaquePointer
+        func int(_ i: Int32) -> Int64 { sqlite3_column_int64(statement, i) }
+        func double(_ i: Int32) -> Double { sqlite3_column_double(statement, i) }
+        func text(_ i: Int32) -> String? { sqlite3_column_text(statement, i).map { String(cString: $0) } }
+        func isNull(_ i: Int32) -> Bool { sqlite3_column_type(statement, i) == SQLITE_NULL }
+        func blob(_ i: Int32) -> [UInt8] {
+            let n = Int(sqlite3_column_bytes(statement, i))
+            guard n > 0, let p = sqlite3_column_blob(statement, i) else { return [] }
+            return Array(UnsafeRawBufferPointer(start: p, count: n))
+        }
+    }
+}
+
+public enum JournalError: Error, CustomStringConvertible, Equatable {
+    case sqlite(String)
+    case schema(String)
+    public var description: String {
+        switch self {
+        case let .sqlite(m): return m
+        case let .schema(m): return m
+        }
+    }
+}

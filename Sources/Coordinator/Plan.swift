@@ -1,0 +1,43 @@
+import Compression
+import Datasets
+import Experiment
+import Foundation
+import NeuralCore
+
+/// The task graph of a sweep: baselines (one per model × trial, as the paper retrains the
+/// original per trial) and prune tasks depending on their baseline.
+public struct Plan: Sendable {
+    public struct Entry: Sendable {
+        public let id: String
+        public let task: SweepTask
+        public let dependsOn: String?
+    }
+    public let entries: [Entry]
+
+    public init(_ sweep: SweepFile) throws {
+        var entries: [Entry] = []
+        var seen = Set<String>()
+        for model in sweep.models {
+            for (trial, seed) in sweep.seeds.enumerated() {
+                let shard = trial % sweep.data.shards
+                let base = SweepTask(kind: .baseline, model: model, dataset: sweep.data.dataset, shardIndex: shard,
+                                     shardCount: sweep.data.shards, seed: seed, training: sweep.baseline, prune: nil, baseline: nil)
+                let baseID = try base.id()
+                if seen.insert(baseID).inserted { entries.append(Entry(id: baseID, task: base, dependsOn: nil)) }
+                for method in sweep.prune.methods {
+                    for sparsity in sweep.prune.sparsities {
+                        for scope in sweep.prune.scopes {
+                            let p = PruneTask(method: method, sparsity: sparsity, scope: scope, seed: seed, fineTune: sweep.prune.fineTune,
+                                              mode: sweep.prune.mode, trainBias: sweep.prune.trainBias, metrics: sweep.prune.metrics)
+                            let task = SweepTask(kind: .prune, model: model, dataset: sweep.data.dataset, shardIndex: shard,
+                                                 shardCount: sweep.data.shards, seed: seed, training: nil, prune: p, baseline: baseID)
+                            let id = try task.id()
+                            if seen.insert(id).inserted { entries.append(Entry(id: id, task: task, dependsOn: baseID)) }
+                        }
+                    }
+                }
+            }
+        }
+        self.entries = entries
+    }
+}

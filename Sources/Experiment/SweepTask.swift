@@ -1,0 +1,62 @@
+import Datasets
+import Foundation
+import NeuralCore
+
+/// One unit of work as it travels in `Assign` (JSON, spec format `apsweep.task.v1+json`).
+public struct SweepTask: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable { case baseline, prune }
+    public var kind: Kind
+    public var model: ModelSpec
+    public var dataset: String
+    public var shardIndex: Int
+    public var shardCount: Int
+    /// The trial's seed (initialisation and data order for the baseline; pruning and order for prune).
+    public var seed: UInt64
+    public var training: TrainingConfig?
+    public var prune: PruneTask?
+    /// The baseline task a prune task starts from.
+    public var baseline: String?
+
+    public init(kind: Kind, model: ModelSpec, dataset: String, shardIndex: Int, shardCount: Int, seed: UInt64,
+                training: TrainingConfig?, prune: PruneTask?, baseline: String?) {
+        self.kind = kind; self.model = model; self.dataset = dataset; self.shardIndex = shardIndex; self.shardCount = shardCount
+        self.seed = seed; self.training = training; self.prune = prune; self.baseline = baseline
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, model, dataset, seed, training, prune, baseline
+        case shardIndex = "shard_index", shardCount = "shard_count"
+    }
+
+    public static let specFormat = "apsweep.task.v1+json"
+
+    /// Canonical JSON (sorted keys): the bytes the id is a hash of and that `Assign` carries.
+    public func canonicalJSON() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(self))
+    }
+
+    /// The task id: the first 24 hex digits of SHA-256 of the canonical JSON. Two identical tasks
+    /// have one id, so a task is never stored or run twice by mistake.
+    public func id() throws -> String {
+        var h = SHA256Hasher()
+        h.update(try canonicalJSON())
+        return String(h.hexDigest().prefix(24))
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> SweepTask {
+        try JSONDecoder().decode(SweepTask.self, from: Data(bytes))
+    }
+
+    /// A short human label: "lenet5 seed 1 baseline" or "lenet5 seed 1 lowest p=0.5 last".
+    public var label: String {
+        switch kind {
+        case .baseline: return "\(model.name) seed \(seed) baseline"
+        case .prune:
+            let p = prune!
+            return "\(model.name) seed \(seed) \(p.method.rawValue) p=\(p.sparsity) \(p.scope)"
+        }
+    }
+}
+
