@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"], resources: [.copy("Golden")]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore"]),
     ],
     swiftLanguageModes: [.v5]

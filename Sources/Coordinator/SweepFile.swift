@@ -28,6 +28,11 @@ public struct SweepFile: Sendable, Equatable {
         /// The training set is split into this many shards (rule mod-v1); trial t uses shard t mod shards.
         public var shards: Int
         public init(dataset: String = "fashion-mnist", shards: Int = 1) { self.dataset = dataset; self.shards = shards }
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(dataset: try c.decodeIfPresent(String.self, forKey: .dataset) ?? "fashion-mnist",
+                      shards: try c.decodeIfPresent(Int.self, forKey: .shards) ?? 1)
+        }
     }
     public struct PruneGrid: Sendable, Equatable {
         public var methods: [PruningMethod]

@@ -57,9 +57,17 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Directory for content-addressed checkpoints (default: next to the journal).") var blobs: String?
     @Option(help: "Attempts per task before it is FAILED.") var maxAttempts: Int?
     @Flag(help: "Keep running after the sweep is complete (for status queries).") var stay = false
+    @Option(help: "Heartbeat interval announced to workers (ms).") var heartbeatMs: Int64 = 1000
+    @Option(help: "A worker silent this long is dead (ms).") var livenessMs: Int64 = 5000
+    @Option(help: "Lease length, renewed by heartbeats (ms).") var leaseMs: Int64 = 15000
     @OptionGroup var security: SecurityOptions
 
-    func validate() throws { try security.validate(coordinator: true) }
+    func validate() throws {
+        try security.validate(coordinator: true)
+        guard heartbeatMs > 0, livenessMs > heartbeatMs, leaseMs >= livenessMs else {
+            throw ValidationError("timers must satisfy 0 < --heartbeat-ms < --liveness-ms ≤ --lease-ms")
+        }
+    }
 
     func run() throws {
         installStopHandlers()
@@ -70,6 +78,9 @@ struct CoordinatorCommand: ParsableCommand {
         var config = CoordinatorConfig(bind: bind, blobDirectory: blobs ?? ((journal as NSString).deletingLastPathComponent.isEmpty ? "blobs" : (journal as NSString).deletingLastPathComponent + "/blobs"))
         config.maxAttempts = maxAttempts ?? sweep.maxAttempts
         config.exitWhenDone = !stay
+        config.heartbeatMs = heartbeatMs
+        config.livenessMs = livenessMs
+        config.leaseMs = leaseMs
         if let key = security.key, let peers = security.peerKeys {
             config.curve = try CurveKeyPair.read(keyFile: key)
             let files = try FileManager.default.contentsOfDirectory(atPath: peers).filter { $0.hasSuffix(".pub") }

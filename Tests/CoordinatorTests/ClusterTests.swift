@@ -1,0 +1,269 @@
+@testable import Coordinator
+import Datasets
+import Experiment
+import Foundation
+import NeuralCore
+import Wire
+import XCTest
+
+/// A sweep on this machine: the coordinator in this process (or as `apsweep coordinator`), workers
+/// as `apsweep worker` processes on loopback. Timers are short so failures are detected in
+/// seconds; every wait has a deadline, and every process is killed at the end.
+final class LocalCluster {
+    let dir: String
+    let binary: URL
+    var workers: [String: Process] = [:]
+    var coordinatorThread: Thread?
+    var coordinatorProcess: Process?
+    var stopFlag = AtomicFlag()
+    var endpoint = ""
+    var journalPath: String { dir + "/sweep.db" }
+    var sweepPath: String { dir + "/sweep.yaml" }
+    let baselineEpochs: Int, fineTuneEpochs: Int
+
+    init(shards: Int = 1, trials: Int = 2, sparsities: String = "[0.3, 0.6]", fineTuneEpochs: Int = 2, baselineEpochs: Int = 2) throws {
+        self.baselineEpochs = baselineEpochs
+        self.fineTuneEpochs = fineTuneEpochs
+        dir = NSTemporaryDirectory() + "apsweep-cluster-\(getpid())-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("apsweep")
+        let whole = try LocalCluster.synthetic()
+        for k in 0..<shards {
+            try ShardFile.write(Shard(name: "synthetic", index: k, of: shards, train: whole.train, test: whole.test), to: "\(dir)/shard-\(k).apshard")
+        }
+        try ShardFile.write(Shard(name: "synthetic", train: whole.train, test: whole.test), to: "\(dir)/whole.apshard")
+        let yaml = """
+            name: test
+            data: {dataset: synthetic, shards: \(shards)}
+            models: [{architecture: lenet5, width: 0.5, input_shape: [1, 12, 12], classes: 4}]
+            trials: \(trials)
+            baseline: {epochs: \(baselineEpochs), batch: 16, lr: 0.05}
+            prune:
+              methods: [lowest, random]
+              sparsities: \(sparsities)
+              fine_tune: {epochs: \(fineTuneEpochs), batch: 16, lr: 0.05}
+              metrics: [gaussian:sigma2=1]
+            max_attempts: 4
+            """
+        try yaml.write(toFile: sweepPath, atomically: true, encoding: .utf8)
+    }
+
+    static func synthetic() throws -> Shard {
+        func make(_ n: Int, _ seed: UInt64) throws -> LabeledImages {
+            var rng = SeededGenerator(seed: seed)
+            var pixels: [UInt8] = [], labels: [Int] = []
+            for _ in 0..<n {
+                let k = Int(rng.next() % 4)
+                labels.append(k)
+                for y in 0..<12 { for x in 0..<12 { pixels.append(UInt8(Int(rng.next() % 60) + ((y / 6) * 2 + (x / 6) == k ? 150 : 0))) } }
+            }
+            return try LabeledImages(imageShape: [1, 12, 12], pixels: pixels, labels: labels, classes: 4, mean: [0.3], std: [0.3])
+        }
+        return Shard(name: "synthetic", train: try make(400, 1), test: try make(100, 2))
+    }
+
+    var planSize: Int { (try? Plan(SweepFile.load(path: sweepPath)).entries.count) ?? 0 }
+
+    /// The coordinator in this process, on its own thread.
+    func startCoordinator(heartbeatMs: Int64 = 200, livenessMs: Int64 = 1200, leaseMs: Int64 = 2400) throws -> SweepCoordinator {
+        let sweep = try SweepFile.load(path: sweepPath)
+        let journal = try Journal(path: journalPath)
+        try journal.storePlan(try Plan(sweep), sweepText: "")
+        var config = CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs")
+        config.heartbeatMs = heartbeatMs; config.livenessMs = livenessMs; config.leaseMs = leaseMs; config.maxAttempts = sweep.maxAttempts
+        let coordinator = try SweepCoordinator(journal: journal, config: config)
+        endpoint = coordinator.endpoint
+        let flag = stopFlag
+        let thread = Thread { try? coordinator.run { flag.isSet } }
+        thread.start()
+        coordinatorThread = thread
+        return coordinator
+    }
+
+    /// The coordinator as a process (`apsweep coordinator`), on a fixed port so workers find a restart.
+    func startCoordinatorProcess(port: Int) throws {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["coordinator", sweepPath, "--bind", "tcp://127.0.0.1:\(port)", "--journal", journalPath, "--insecure",
+                       "--heartbeat-ms", "200", "--liveness-ms", "1200", "--lease-ms", "2400"]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        coordinatorProcess = p
+        endpoint = "tcp://127.0.0.1:\(port)"
+    }
+
+    func startWorker(_ id: String, shard: String = "whole.apshard") throws {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["worker", "--connect", endpoint, "--insecure", "--shard", "\(dir)/\(shard)", "--id", id, "--cache", "\(dir)/cache-\(id)", "--threads", "1"]
+        let log = "\(dir)/\(id).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: log)
+        p.standardError = p.standardOutput
+        try p.run()
+        workers[id] = p
+    }
+
+    func kill(_ id: String) {
+        guard let p = workers[id], p.isRunning else { return }
+        Foundation.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    /// Task rows from the journal (a second connection; WAL lets it read while the coordinator writes).
+    func tasks() throws -> [StoredTask] { try Journal(path: journalPath).loadTasks() }
+
+    func waitUntil(_ seconds: Double, _ what: String, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return }
+            usleep(50_000)
+        }
+        throw NSError(domain: "apsweep-test", code: 1, userInfo: [NSLocalizedDescriptionKey: "timed out after \(seconds) s waiting for \(what)"])
+    }
+
+    func shutdown() {
+        stopFlag.set()
+        while let t = coordinatorThread, !t.isFinished { usleep(10_000) }
+        if let p = coordinatorProcess, p.isRunning { Foundation.kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        for (_, p) in workers where p.isRunning { Foundation.kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+final class AtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+final class ClusterTests: XCTestCase {
+    var cluster: LocalCluster!
+
+    override func setUpWithError() throws {
+        cluster = try LocalCluster()
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: cluster.binary.path), "apsweep is not built next to the tests")
+    }
+
+    override func tearDown() { cluster.shutdown() }
+
+    /// Every task done once, every expected record present once.
+    func assertComplete(file: StaticString = #filePath, line: UInt = #line) throws {
+        let tasks = try cluster.tasks()
+        XCTAssertEqual(tasks.filter { $0.state == .done }.count, tasks.count, "every task done", file: file, line: line)
+        let journal = try Journal(path: cluster.journalPath)
+        let (b, f) = (cluster.baselineEpochs, cluster.fineTuneEpochs)
+        let expected = tasks.reduce(0) { n, t in n + (t.kind == "baseline" ? b : f + 1) }   // baseline epochs 1…b; prune epochs 0…f
+        XCTAssertEqual(try journal.recordCount(), expected, "records", file: file, line: line)
+        for t in tasks {
+            let epochs = try journal.records(t.id).map(\.epoch)
+            XCTAssertEqual(epochs, t.kind == "baseline" ? Array(1...UInt32(b)) : Array(0...UInt32(f)), t.label, file: file, line: line)
+        }
+        let done = try journal.events(kind: "done").map(\.task)
+        XCTAssertEqual(done.count, Set(done).count, "no task completed twice", file: file, line: line)
+    }
+
+    func testEndToEndSweepWithTwoWorkers() throws {
+        _ = try cluster.startCoordinator()
+        try cluster.startWorker("a")
+        try cluster.startWorker("b")
+        try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
+        try assertComplete()
+        let workersUsed = Set(try cluster.tasks().compactMap(\.worker))
+        XCTAssertEqual(workersUsed, ["a", "b"], "both workers got work")
+    }
+
+    /// SIGKILL a worker in the middle of a task; a worker that joins later takes the task over.
+    func testKilledWorkersTaskIsReleasedAndFinishedByANewWorker() throws {
+        // Long baselines, so the first worker is surely mid-task when it is killed.
+        cluster.shutdown()
+        cluster = try LocalCluster(trials: 1, baselineEpochs: 60)
+        _ = try cluster.startCoordinator()
+        try cluster.startWorker("doomed")
+        try cluster.waitUntil(60, "a task leased to the first worker") { try cluster.tasks().contains { $0.state == .leased && $0.worker == "doomed" } }
+        let victim = try XCTUnwrap(cluster.tasks().first { $0.state == .leased && $0.worker == "doomed" })
+        cluster.kill("doomed")
+        try cluster.startWorker("rescuer")
+        try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
+        try assertComplete()
+        let after = try XCTUnwrap(cluster.tasks().first { $0.id == victim.id })
+        XCTAssertEqual(after.worker, "rescuer")
+        XCTAssertGreaterThanOrEqual(after.attempt, 2, "the killed attempt counts")
+        let journal = try Journal(path: cluster.journalPath)
+        XCTAssert(try journal.events(kind: "worker-dead").contains { $0.worker == "doomed" })
+        XCTAssert(try journal.events(kind: "stale").contains { $0.task == victim.id })
+    }
+
+    /// Garbage on the coordinator's port during a sweep: refused and logged, the sweep completes.
+    func testGarbageFramesDoNotDisturbASweep() throws {
+        _ = try cluster.startCoordinator()
+        try cluster.startWorker("a")
+        let context = try ZMQContext()
+        defer { context.close() }
+        let vandal = try DealerEndpoint(context: context, connect: cluster.endpoint)
+        for i in 0..<200 { try vandal.sendRaw([[UInt8](repeating: UInt8(i % 256), count: i % 97)]) }
+        try vandal.send(.ready(Ready()), version: 99)
+        try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
+        vandal.socket.close()
+        try assertComplete()
+        XCTAssertGreaterThan(try Journal(path: cluster.journalPath).events(kind: "refused-frame").count, 0)
+    }
+}
+
+final class ShardPlacementTests: XCTestCase {
+    /// Tasks on shard k go only to workers holding shard k (with the pinned fingerprint).
+    func testWorkersOnlyGetTasksForShardsTheyHold() throws {
+        let cluster = try LocalCluster(shards: 2, trials: 2, sparsities: "[0.5]", fineTuneEpochs: 1, baselineEpochs: 1)
+        defer { cluster.shutdown() }
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: cluster.binary.path), "apsweep is not built next to the tests")
+        _ = try cluster.startCoordinator()
+        try cluster.startWorker("zero", shard: "shard-0.apshard")
+        try cluster.startWorker("one", shard: "shard-1.apshard")
+        try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
+        for t in try cluster.tasks() {
+            let spec = try SweepTask.decode(t.spec)
+            XCTAssertEqual(t.state, .done)
+            XCTAssertEqual(t.worker, spec.shardIndex == 0 ? "zero" : "one", t.label)
+        }
+    }
+}
+
+final class CoordinatorRestartTests: XCTestCase {
+    /// SIGKILL the coordinator mid-sweep and restart it on the same journal: workers reconnect by
+    /// themselves, the sweep completes, and nothing finished before the crash runs again.
+    func testCoordinatorKilledAndRestartedResumesWithoutRerunning() throws {
+        let cluster = try LocalCluster(trials: 2, sparsities: "[0.2, 0.4, 0.6]")
+        defer { cluster.shutdown() }
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: cluster.binary.path), "apsweep is not built next to the tests")
+        let port = try freePort()
+        try cluster.startCoordinatorProcess(port: port)
+        try cluster.startWorker("a")
+        try cluster.startWorker("b")
+        try cluster.waitUntil(120, "some tasks done") { (try? cluster.tasks().filter { $0.state == .done }.count) ?? 0 >= 4 }
+        Foundation.kill(cluster.coordinatorProcess!.processIdentifier, SIGKILL)
+        cluster.coordinatorProcess!.waitUntilExit()
+        let doneBefore = Set(try cluster.tasks().filter { $0.state == .done }.map(\.id))
+        let journal = try Journal(path: cluster.journalPath)
+        let leasesBefore = try journal.events(kind: "leased").filter { doneBefore.contains($0.task ?? "") }.count
+        try cluster.startCoordinatorProcess(port: port)
+        try cluster.waitUntil(180, "the sweep to finish after the restart") {
+            try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed }
+        }
+        let tasks = try cluster.tasks()
+        XCTAssertEqual(tasks.filter { $0.state == .done }.count, tasks.count)
+        XCTAssertEqual(try journal.events(kind: "leased").filter { doneBefore.contains($0.task ?? "") }.count, leasesBefore,
+                       "no task finished before the crash was leased again")
+        XCTAssertEqual(try journal.events(kind: "coordinator-start").count, 2)
+    }
+
+    func freePort() throws -> Int {
+        let context = try ZMQContext()
+        defer { context.close() }
+        let s = try ZMQSocket(context, .router)
+        defer { s.close() }
+        try s.bind("tcp://127.0.0.1:*")
+        return Int(s.lastEndpoint.split(separator: ":").last!)!
+    }
+}
