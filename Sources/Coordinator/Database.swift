@@ -19,7 +19,14 @@ final class Database {
         sqlite3_busy_timeout(handle, 5000)
     }
 
-    deinit { sqlite3_close(handle) }
+    /// Prepared statements by SQL text: the coordinator runs the same few statements per task,
+    /// and parsing them each time cost more than executing them.
+    private var statements: [String: OpaquePointer] = [:]
+
+    deinit {
+        for (_, st) in statements { sqlite3_finalize(st) }
+        sqlite3_close(handle)
+    }
 
     func execute(_ sql: String) throws {
         var error: UnsafeMutablePointer<CChar>?
@@ -37,11 +44,17 @@ final class Database {
 
     /// Runs `sql` with `values` bound to ?1, ?2, …; `row` sees each result row.
     func run(_ sql: String, _ values: [Value] = [], row: ((Row) throws -> Void)? = nil) throws {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else {
-            throw JournalError.sqlite("\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))")
+        var statement = statements[sql]
+        if statement == nil {
+            guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else {
+                throw JournalError.sqlite("\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))")
+            }
+            statements[sql] = statement
         }
-        defer { sqlite3_finalize(statement) }
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
         let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
         for (i, v) in values.enumerated() {
             let index = Int32(i + 1)

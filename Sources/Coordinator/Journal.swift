@@ -41,6 +41,8 @@ public final class Journal {
             CREATE TABLE IF NOT EXISTS workers(id TEXT PRIMARY KEY, host TEXT, cores INTEGER, version TEXT, data TEXT,
                 first_seen_ms INTEGER, last_seen_ms INTEGER);
             CREATE TABLE IF NOT EXISTS blobs(hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_ms INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS tasks_depends_on ON tasks(depends_on);
+            CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
             """)
         var version: String?
         try db.run("SELECT value FROM meta WHERE key = 'schema_version'") { version = $0.text(0) }

@@ -11,8 +11,22 @@ public struct Plan: Sendable {
         public let id: String
         public let task: SweepTask
         public let dependsOn: String?
+        public init(id: String, task: SweepTask, dependsOn: String?) { self.id = id; self.task = task; self.dependsOn = dependsOn }
     }
     public let entries: [Entry]
+
+    /// A plan from explicit entries (benchmarks and tests).
+    public init(entries: [Entry]) { self.entries = entries }
+
+    /// `count` no-op tasks sleeping `sleepMs` each (coordinator benchmarks).
+    public static func noop(count: Int, sleepMs: Int) throws -> Plan {
+        Plan(entries: try (0..<count).map { i in
+            var t = SweepTask(kind: .noop, model: ModelSpec(.mlp), dataset: "", shardIndex: 0, shardCount: 1, seed: UInt64(i),
+                              training: nil, prune: nil, baseline: nil)
+            t.sleepMs = sleepMs
+            return Entry(id: try t.id(), task: t, dependsOn: nil)
+        })
+    }
 
     public init(_ sweep: SweepFile) throws {
         var entries: [Entry] = []

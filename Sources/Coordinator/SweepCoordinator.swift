@@ -50,7 +50,16 @@ public final class SweepCoordinator {
     let context: ZMQContext
     let authenticator: ZAPAuthenticator?
     var tasks: [StoredTask]
+    /// Each task's spec, decoded once.
+    var specs: [SweepTask?] = []
     var index: [String: Int] = [:]
+    /// Indices of leased tasks, of tasks that depend on each task, the count of finished (done or
+    /// failed) tasks, and where the scan for schedulable tasks starts: so that no step of the
+    /// loop is linear in the size of the sweep.
+    var leased = Set<Int>()
+    var dependents: [String: [Int]] = [:]
+    var finishedCount = 0
+    var scanFrom = 0
     var workers: [String: WorkerEntry] = [:]
     var pinnedFingerprints: [String: String] = [:]
     var uploads: [String: FileHandle] = [:]
@@ -76,6 +85,12 @@ public final class SweepCoordinator {
         router = try RouterEndpoint(context: context, bind: config.bind, curve: config.curve)
         tasks = try journal.loadTasks()
         for (i, t) in tasks.enumerated() { index[t.id] = i }
+        specs = tasks.map { try? SweepTask.decode($0.spec) }
+        for (i, t) in tasks.enumerated() {
+            if let d = t.dependsOn { dependents[d, default: []].append(i) }
+            if t.state == .leased { leased.insert(i) }
+            if t.state == .done || t.state == .failed { finishedCount += 1 }
+        }
         sweepID = try journal.meta("sweep_id") ?? String(UUID().uuidString.prefix(8))
         try journal.setMeta("sweep_id", sweepID)
         for t in tasks where t.kind == "baseline" {
@@ -83,14 +98,26 @@ public final class SweepCoordinator {
         }
         // After a restart, leases wait one liveness window for their workers to come back.
         let grace = nowMs() + config.livenessMs
-        for i in tasks.indices where tasks[i].state == .leased { tasks[i].leaseDeadlineMs = grace }
+        for i in leased { tasks[i].leaseDeadlineMs = grace }
         try journal.event(nil, nil, "coordinator-start", "\(tasks.filter { $0.state == .done }.count) of \(tasks.count) tasks already done")
     }
 
     /// The bound endpoint (with the port chosen when binding "tcp://…:*").
     public var endpoint: String { router.endpoint }
 
-    public var isFinished: Bool { tasks.allSatisfy { $0.state == .done || $0.state == .failed } }
+    public var isFinished: Bool { finishedCount == tasks.count }
+
+    /// Every change of a task's state in memory goes through here (the journal is written first).
+    func transition(_ i: Int, to state: TaskState) {
+        let old = tasks[i].state
+        guard old != state else { return }
+        if old == .done || old == .failed { finishedCount -= 1 }
+        if state == .done || state == .failed { finishedCount += 1 }
+        if old == .leased { leased.remove(i) }
+        if state == .leased { leased.insert(i) }
+        if state == .queued || state == .stale { scanFrom = min(scanFrom, i) }
+        tasks[i].state = state
+    }
 
     /// Runs until every task is done or failed (with `exitWhenDone`) or `stop()` returns true.
     public func run(stop: () -> Bool = { false }) throws {
@@ -144,8 +171,10 @@ public final class SweepCoordinator {
             workers[id]!.alive = true
             switch envelope.message {
             case let .ready(r):
+                // A Ready that crosses an Assign in flight is stale: the worker is busy.
+                if let t = workers[id]!.task, let i = index[t], tasks[i].state == .leased, tasks[i].worker == id { break }
+                workers[id]!.task = nil
                 workers[id]!.slots = max(1, r.slots)
-                if let t = workers[id]!.task, let i = index[t], tasks[i].state != .leased || tasks[i].worker != id { workers[id]!.task = nil }
             case let .heartbeat(h):
                 workers[id]!.epoch = h.epoch
                 var deadline: UInt64 = 0
@@ -189,7 +218,7 @@ public final class SweepCoordinator {
         entry.alive = true
         entry.slots = 0
         // A lease this worker holds survives only if the worker says it is still running it.
-        for i in tasks.indices where tasks[i].state == .leased && tasks[i].worker == id {
+        for i in leased.sorted() where tasks[i].worker == id {
             if tasks[i].id == hello.runningTaskID {
                 tasks[i].leaseDeadlineMs = nowMs() + config.leaseMs
                 entry.task = tasks[i].id
@@ -210,7 +239,11 @@ public final class SweepCoordinator {
     }
 
     func handleResult(_ r: TaskResult, from id: String, peer: [UInt8]) throws {
-        workers[id]?.task = nil
+        // A result frees the worker's slot at once (its Ready follows, but need not be waited for).
+        if workers[id]?.task == r.taskID {
+            workers[id]?.task = nil
+            workers[id]?.slots = max(1, workers[id]?.slots ?? 1)
+        }
         guard let i = index[r.taskID] else {
             try journal.event(r.taskID, id, "unknown-result", nil)
             return
@@ -228,12 +261,12 @@ public final class SweepCoordinator {
         let other = tasks[i].worker
         try journal.complete(r.taskID, records: r.records, checkpoint: r.checkpointHash.isEmpty ? nil : r.checkpointHash,
                              baseline: r.baseline, worker: id, attempt: tasks[i].attempt)
-        tasks[i].state = .done
+        transition(i, to: .done)
         tasks[i].worker = id
         tasks[i].checkpoint = r.checkpointHash.isEmpty ? nil : r.checkpointHash
         tasks[i].baseline = r.baseline
         tasks[i].finishedMs = nowMs()
-        for j in tasks.indices where tasks[j].dependsOn == r.taskID && tasks[j].state == .blocked { tasks[j].state = .queued }
+        for j in dependents[r.taskID] ?? [] where tasks[j].state == .blocked { transition(j, to: .queued) }
         workers[id]?.tasksDone += 1
         if let other, other != id, let w = workers[other], w.task == r.taskID {
             try? router.send(.cancel(Cancel(taskID: r.taskID, reason: "finished by \(id)")), to: w.identity)
@@ -259,14 +292,14 @@ public final class SweepCoordinator {
     }
 
     func failDependents(of id: String, reason: String) throws {
-        for j in tasks.indices where tasks[j].dependsOn == id && (tasks[j].state == .blocked || tasks[j].state == .queued) {
+        for j in dependents[id] ?? [] where tasks[j].state == .blocked || tasks[j].state == .queued {
             try setState(j, .failed, worker: nil, deadline: nil, error: reason, event: "failed")
         }
     }
 
     func setState(_ i: Int, _ state: TaskState, worker: String?, deadline: Int64?, error: String? = nil, event: String, detail: String? = nil) throws {
         try journal.setState(tasks[i].id, state, attempt: tasks[i].attempt, worker: worker, leaseDeadlineMs: deadline, error: error, event: event, detail: detail)
-        tasks[i].state = state
+        transition(i, to: state)
         tasks[i].worker = worker
         tasks[i].leaseDeadlineMs = deadline
         if let error { tasks[i].lastError = error }
@@ -279,11 +312,11 @@ public final class SweepCoordinator {
             workers[id]!.alive = false
             workers[id]!.task = nil
             try journal.event(nil, id, "worker-dead", "silent for \(now - w.lastSeenMs) ms")
-            for i in tasks.indices where tasks[i].state == .leased && tasks[i].worker == id {
+            for i in leased.sorted() where tasks[i].worker == id {
                 try releaseLease(i, reason: "worker \(id) silent for \(now - w.lastSeenMs) ms", now: now)
             }
         }
-        for i in tasks.indices where tasks[i].state == .leased && (tasks[i].leaseDeadlineMs ?? 0) < now {
+        for i in leased.sorted() where (tasks[i].leaseDeadlineMs ?? 0) < now {
             try releaseLease(i, reason: "lease expired", now: now)
         }
     }
@@ -303,6 +336,7 @@ public final class SweepCoordinator {
 
     /// Whether worker `w` holds the data task `t` needs (dataset, shard, and the pinned fingerprint).
     func holds(_ w: WorkerEntry, _ t: SweepTask) -> Bool {
+        if t.dataset.isEmpty { return true }   // no-op tasks need no data
         let key = Self.fingerprintKey(t)
         return w.hello.data.contains { d in
             d.dataset == t.dataset && Int(d.shardIndex) == t.shardIndex && Int(d.shardCount) == t.shardCount
@@ -316,22 +350,29 @@ public final class SweepCoordinator {
         guard !idle.isEmpty else { return }
         for worker in idle {
             let id = String(decoding: worker.identity, as: UTF8.self)
-            guard let i = tasks.indices.first(where: { i in
-                (tasks[i].state == .queued || tasks[i].state == .stale) && eligible(i, worker)
-            }) else { continue }
+            // Tasks before scanFrom are neither queued nor stale; skip them.
+            while scanFrom < tasks.count && tasks[scanFrom].state != .queued && tasks[scanFrom].state != .stale { scanFrom += 1 }
+            var candidate: Int?
+            var i = scanFrom
+            while i < tasks.count {
+                let state = tasks[i].state
+                if (state == .queued || state == .stale) && eligible(i, worker) { candidate = i; break }
+                i += 1
+            }
+            guard let i = candidate else { continue }
             try lease(i, to: id, now: now)
         }
     }
 
     func eligible(_ i: Int, _ worker: WorkerEntry) -> Bool {
-        guard let spec = try? SweepTask.decode(tasks[i].spec) else { return false }
+        guard let spec = specs[i] else { return false }
         return holds(worker, spec)
     }
 
     func lease(_ i: Int, to id: String, now: Int64) throws {
-        let spec = try SweepTask.decode(tasks[i].spec)
+        guard let spec = specs[i] else { throw SweepError.invalid("task \(tasks[i].id) has an unreadable spec") }
         let key = Self.fingerprintKey(spec)
-        if pinnedFingerprints[key] == nil, let d = workers[id]!.hello.data.first(where: { $0.dataset == spec.dataset && Int($0.shardIndex) == spec.shardIndex && Int($0.shardCount) == spec.shardCount }) {
+        if !spec.dataset.isEmpty, pinnedFingerprints[key] == nil, let d = workers[id]!.hello.data.first(where: { $0.dataset == spec.dataset && Int($0.shardIndex) == spec.shardIndex && Int($0.shardCount) == spec.shardCount }) {
             pinnedFingerprints[key] = d.fingerprint
             try journal.setMeta(key, d.fingerprint)
         }

@@ -4,7 +4,9 @@ import NeuralCore
 
 /// One unit of work as it travels in `Assign` (JSON, spec format `apsweep.task.v1+json`).
 public struct SweepTask: Codable, Equatable, Sendable {
-    public enum Kind: String, Codable, Sendable { case baseline, prune }
+    /// `noop` tasks sleep `sleep_ms` and report an empty result: calibration for benchmarks of the
+    /// coordinator itself (dispatch rate, overhead), with no data and no training.
+    public enum Kind: String, Codable, Sendable { case baseline, prune, noop }
     public var kind: Kind
     public var model: ModelSpec
     public var dataset: String
@@ -16,6 +18,8 @@ public struct SweepTask: Codable, Equatable, Sendable {
     public var prune: PruneTask?
     /// The baseline task a prune task starts from.
     public var baseline: String?
+    /// How long a `noop` task sleeps.
+    public var sleepMs: Int?
 
     public init(kind: Kind, model: ModelSpec, dataset: String, shardIndex: Int, shardCount: Int, seed: UInt64,
                 training: TrainingConfig?, prune: PruneTask?, baseline: String?) {
@@ -25,7 +29,7 @@ public struct SweepTask: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case kind, model, dataset, seed, training, prune, baseline
-        case shardIndex = "shard_index", shardCount = "shard_count"
+        case shardIndex = "shard_index", shardCount = "shard_count", sleepMs = "sleep_ms"
     }
 
     public static let specFormat = "apsweep.task.v1+json"
@@ -56,6 +60,7 @@ public struct SweepTask: Codable, Equatable, Sendable {
         case .prune:
             let p = prune!
             return "\(model.name) seed \(seed) \(p.method.rawValue) p=\(p.sparsity) \(p.scope)"
+        case .noop: return "noop \(seed) (\(sleepMs ?? 0) ms)"
         }
     }
 }

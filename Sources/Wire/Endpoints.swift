@@ -97,9 +97,16 @@ public final class DealerEndpoint {
     /// Sends raw frames (tests of hostile input).
     public func sendRaw(_ frames: [[UInt8]]) throws { try socket.send(frames, dontWait: true) }
 
-    /// Waits up to `timeoutMs` for an envelope; nil on timeout. Undecodable frames throw.
-    public func receive(timeoutMs: Int) throws -> Envelope? {
-        guard try socket.poll(timeoutMs: timeoutMs), let frames = try socket.receive(dontWait: true) else { return nil }
+    /// Waits up to `timeoutMs` for an envelope, or until `wake` (a pipe's read end) is readable;
+    /// nil when nothing arrived. Undecodable frames throw.
+    public func receive(timeoutMs: Int, wake: Int32? = nil) throws -> Envelope? {
+        if let wake {
+            let (sockets, _) = try ZMQSocket.poll([socket], fds: [wake], timeoutMs: timeoutMs)
+            guard sockets[0] else { return nil }
+        } else {
+            guard try socket.poll(timeoutMs: timeoutMs) else { return nil }
+        }
+        guard let frames = try socket.receive(dontWait: true) else { return nil }
         guard frames.count == 1 else { throw WireError.undecodable("expected one frame, got \(frames.count)") }
         return try Codec.decode(frames[0], maxFrameBytes: maxFrameBytes)
     }

@@ -199,6 +199,16 @@ public final class ZMQSocket: @unchecked Sendable {
         try ZMQSocket.poll([self], timeoutMs: timeoutMs).first ?? false
     }
 
+    /// Polls sockets and plain file descriptors (pipes) for input; returns which are readable.
+    public static func poll(_ sockets: [ZMQSocket], fds: [Int32], timeoutMs: Int) throws -> (sockets: [Bool], fds: [Bool]) {
+        var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+            + fds.map { zmq_pollitem_t(socket: nil, fd: $0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        let rc = zmq_poll(&items, Int32(items.count), timeoutMs)
+        if rc < 0 { throw ZMQError.last("poll") }
+        let ready = items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+        return (Array(ready[0..<sockets.count]), Array(ready[sockets.count...]))
+    }
+
     /// Polls several sockets for input; returns which are readable.
     public static func poll(_ sockets: [ZMQSocket], timeoutMs: Int) throws -> [Bool] {
         var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }

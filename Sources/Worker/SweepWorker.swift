@@ -53,6 +53,10 @@ public final class SweepWorker {
     private var heartbeatMs: Int64 = 1000
     private var maxChunk = 4 << 20
     private var welcomed = false
+    /// The task thread writes a byte here after each outbox change, waking the socket loop.
+    private var wakePipe: [Int32] = [-1, -1]
+    /// Tasks run here, one at a time, off the socket's thread.
+    private let taskQueue = DispatchQueue(label: "apsweep-task", qos: .userInitiated)
 
     public init(config: WorkerConfig, shards: [Shard], log: @escaping (String) -> Void = { print($0) }) throws {
         self.config = config
@@ -61,6 +65,23 @@ public final class SweepWorker {
         try FileManager.default.createDirectory(atPath: config.cacheDirectory, withIntermediateDirectories: true)
         context = try ZMQContext()
         dealer = try DealerEndpoint(context: context, connect: config.connect, identity: config.workerID, curve: config.curve)
+        guard pipe(&wakePipe) == 0 else { throw WireError.encodingFailed("cannot create the wake-up pipe") }
+        _ = fcntl(wakePipe[0], F_SETFL, O_NONBLOCK)
+    }
+
+    deinit {
+        close(wakePipe[0])
+        close(wakePipe[1])
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakePipe[1], &byte, 1)
+    }
+
+    private func drainWake() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(wakePipe[0], &buffer, 64) > 0 {}
     }
 
     func hello() -> Hello {
@@ -94,7 +115,7 @@ public final class SweepWorker {
                 }
                 return .stopped
             }
-            if let envelope = try? dealer.receive(timeoutMs: 50) {
+            if let envelope = try? dealer.receive(timeoutMs: 50, wake: wakePipe[0]) {
                 lastHeard = nowMillis()
                 if let exit = try handle(envelope.message) { return exit }
             }
@@ -113,6 +134,7 @@ public final class SweepWorker {
                 try dealer.send(.heartbeat(Heartbeat(taskID: runningTask ?? "", epoch: e, step: s)))
                 lastHeartbeat = now
             }
+            drainWake()
             try flushOutbox()
         }
     }
@@ -218,16 +240,14 @@ public final class SweepWorker {
 
     func startTask(_ a: Assign) {
         lock.lock(); epoch = 0; step = 0; cancelled = false; finishedTask = false; lock.unlock()
-        let thread = Thread { [self] in
+        taskQueue.async { [self] in
             let messages = self.execute(a)
             self.lock.lock()
             self.outbox.append(contentsOf: messages)
             self.finishedTask = true
             self.lock.unlock()
+            self.wake()
         }
-        thread.name = "apsweep-task"
-        thread.stackSize = 16 << 20
-        thread.start()
     }
 
     /// Runs the task to its final messages (uploads and Result, or Failure).
@@ -238,6 +258,12 @@ public final class SweepWorker {
         }
         guard a.specFormat == SweepTask.specFormat, let task = try? SweepTask.decode(a.spec) else {
             return failure("cannot read the task spec (format \(a.specFormat))", retryable: false)
+        }
+        if task.kind == .noop {
+            usleep(UInt32(max(0, task.sleepMs ?? 0)) * 1000)
+            var r = TaskResult()
+            r.taskID = a.taskID; r.attempt = a.attempt; r.wallSeconds = Date().timeIntervalSince(started)
+            return [.result(r)]
         }
         guard let data = shards.first(where: { $0.name == task.dataset && $0.index == task.shardIndex && $0.count == task.shardCount }) else {
             return failure("this worker does not hold \(task.dataset) shard \(task.shardIndex)/\(task.shardCount)", retryable: true)
@@ -251,6 +277,7 @@ public final class SweepWorker {
             let stop = self.cancelled
             self.outbox.append(.progress(Progress(taskID: a.taskID, attempt: a.attempt, records: [w])))
             self.lock.unlock()
+            self.wake()
             if stop { throw Cancelled() }
         }
         do {
@@ -281,6 +308,8 @@ public final class SweepWorker {
                                              trainLoss: result.trainLoss, testLoss: result.testLoss)
                 r.wallSeconds = Date().timeIntervalSince(started)
                 return messages + [.result(r)]
+            case .noop:
+                return []
             case .prune:
                 guard let hash = a.requiredBlobs.first else { return failure("prune task without its baseline checkpoint", retryable: false) }
                 guard let prune = task.prune else { return failure("prune task without prune settings", retryable: false) }

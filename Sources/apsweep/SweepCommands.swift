@@ -103,6 +103,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Directory of the data set's files (with one --dataset).") var data: String?
     @Option(help: "Shard files held here (repeatable).") var shard: [String] = []
     @Option(help: "Also hold all N shards of each --dataset, split here by the mod-v1 rule.") var shardsOf: Int?
+    @Flag(help: "Hold no data (calibration worker for no-op tasks of apsweep bench sweep).") var noData = false
     @Option(help: "Worker id (default: host-pid).") var id: String?
     @Option(help: "Checkpoint cache directory.") var cache = "apsweep-cache"
     @OptionGroup var security: SecurityOptions
@@ -110,7 +111,7 @@ struct WorkerCommand: ParsableCommand {
 
     func validate() throws {
         try security.validate(coordinator: false)
-        if dataset.isEmpty && shard.isEmpty { throw ValidationError("give the data held here: --dataset NAME [--data DIR] or --shard FILE") }
+        if dataset.isEmpty && shard.isEmpty && !noData { throw ValidationError("give the data held here: --dataset NAME [--data DIR] or --shard FILE") }
     }
 
     func run() throws {

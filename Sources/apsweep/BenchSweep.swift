@@ -1,0 +1,74 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import Wire
+
+/// The coordinator's own figures: dispatch rate with the journal on, overhead on one-second
+/// tasks, and a real sweep's throughput with 2 workers against 1.
+struct BenchSweep: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sweep",
+        abstract: "Coordinator dispatch of no-op tasks (journal on), overhead on one-second tasks, and sweep throughput with 2 workers vs 1.")
+    @Option(help: "No-op tasks for the dispatch rate.") var dispatch = 5000
+    @Option(help: "Worker processes for the dispatch rate.") var dispatchWorkers = 4
+    @Option(help: "One-second tasks for the overhead figure (0 skips it).") var overheadTasks = 100
+    @Option(help: "A sweep file for the 2-vs-1-worker throughput (none skips it).") var throughput = "Examples/quickstart.yaml"
+
+    func run() throws {
+        let rate = try noopRun(tasks: dispatch, sleepMs: 0, workers: dispatchWorkers)
+        print(String(format: "dispatch: %d no-op tasks through %d worker processes, journal on (WAL): %.0f tasks/s (%.2f s)", dispatch, dispatchWorkers, Double(dispatch) / rate, rate))
+        if overheadTasks > 0 {
+            let wall = try noopRun(tasks: overheadTasks, sleepMs: 1000, workers: 2)
+            let ideal = Double(overheadTasks) / 2
+            print(String(format: "overhead: %d one-second tasks on 2 workers: %.2f s for an ideal %.2f s → %.2f%% of wall time", overheadTasks, wall, ideal, 100 * (wall - ideal) / wall))
+        }
+        if throughput != "none" {
+            let one = try timedSweep(workers: 1), two = try timedSweep(workers: 2)
+            print(String(format: "throughput: %@ with 1 worker (2 BLAS threads) %.1f s, with 2 workers (1 thread each) %.1f s → %.2f×", throughput, one, two, one / two))
+        }
+    }
+
+    /// Seconds from the first lease to the last completion.
+    private func noopRun(tasks: Int, sleepMs: Int, workers: Int) throws -> Double {
+        let dir = NSTemporaryDirectory() + "apsweep-bench-sweep-\(getpid())-\(tasks)"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try Journal(path: dir + "/sweep.db")
+        try journal.storePlan(try Plan.noop(count: tasks, sleepMs: sleepMs), sweepText: "noop")
+        let coordinator = try SweepCoordinator(journal: journal, config: CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs"))
+        var processes: [Process] = []
+        for k in 0..<workers {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            p.arguments = ["worker", "--connect", coordinator.endpoint, "--insecure", "--no-data", "--id", "bench-\(k)", "--cache", dir + "/cache-\(k)", "--threads", "1"]
+            p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            try p.run()
+            processes.append(p)
+        }
+        defer { for p in processes { if p.isRunning { p.terminate() }; p.waitUntilExit() } }
+        try coordinator.run()
+        let leased = try journal.events(kind: "leased").count
+        guard leased >= tasks else { throw CLIError("only \(leased) of \(tasks) tasks were dispatched") }
+        var first: Int64 = .max, last: Int64 = 0
+        for t in try journal.loadTasks() {
+            if let s = t.startedMs { first = min(first, s) }
+            if let f = t.finishedMs { last = max(last, f) }
+        }
+        return Double(last - first) / 1000
+    }
+
+    private func timedSweep(workers: Int) throws -> Double {
+        let dir = NSTemporaryDirectory() + "apsweep-bench-throughput-\(getpid())-\(workers)"
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        p.arguments = ["sweep", throughput, "--workers", String(workers), "--dir", dir]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        let start = Date()
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw CLIError("the sweep with \(workers) worker(s) failed") }
+        return Date().timeIntervalSince(start)
+    }
+}
