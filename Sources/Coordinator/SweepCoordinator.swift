@@ -240,9 +240,10 @@ public final class SweepCoordinator {
 
     func handleResult(_ r: TaskResult, from id: String, peer: [UInt8]) throws {
         // A result frees the worker's slot at once (its Ready follows, but need not be waited for).
-        if workers[id]?.task == r.taskID {
-            workers[id]?.task = nil
-            workers[id]?.slots = max(1, workers[id]?.slots ?? 1)
+        if var w = workers[id], w.task == r.taskID {
+            w.task = nil
+            w.slots = max(1, w.slots)
+            workers[id] = w
         }
         guard let i = index[r.taskID] else {
             try journal.event(r.taskID, id, "unknown-result", nil)
