@@ -37,6 +37,8 @@ struct WorkerEntry {
     var epoch: UInt32 = 0
     var tasksDone = 0
     var alive = true
+    /// The worker announced it is leaving (Ready with 0 slots): no more tasks for it.
+    var draining = false
 }
 
 /// Hands tasks to workers, journals everything, survives its own and its workers' crashes.
@@ -170,6 +172,9 @@ public final class SweepCoordinator {
             workers[id]!.lastSeenMs = nowMs()
             workers[id]!.alive = true
             switch envelope.message {
+            case let .ready(r) where r.slots == 0:
+                workers[id]!.draining = true
+                workers[id]!.slots = 0
             case let .ready(r):
                 // A Ready that crosses an Assign in flight is stale: the worker is busy.
                 if let t = workers[id]!.task, let i = index[t], tasks[i].state == .leased, tasks[i].worker == id { break }
@@ -216,6 +221,7 @@ public final class SweepCoordinator {
         entry.identity = peer
         entry.lastSeenMs = nowMs()
         entry.alive = true
+        entry.draining = false
         entry.slots = 0
         // A lease this worker holds survives only if the worker says it is still running it.
         for i in leased.sorted() where tasks[i].worker == id {
@@ -242,7 +248,7 @@ public final class SweepCoordinator {
         // A result frees the worker's slot at once (its Ready follows, but need not be waited for).
         if var w = workers[id], w.task == r.taskID {
             w.task = nil
-            w.slots = max(1, w.slots)
+            if !w.draining { w.slots = max(1, w.slots) }
             workers[id] = w
         }
         guard let i = index[r.taskID] else {
@@ -277,7 +283,12 @@ public final class SweepCoordinator {
     }
 
     func handleFailure(_ f: Failure, from id: String) throws {
-        workers[id]?.task = nil
+        // Like a result, a failure frees the worker's slot.
+        if var w = workers[id], w.task == f.taskID {
+            w.task = nil
+            if !w.draining { w.slots = max(1, w.slots) }
+            workers[id] = w
+        }
         guard let i = index[f.taskID], tasks[i].state == .leased || tasks[i].state == .queued || tasks[i].state == .stale else { return }
         var info = FailureInfo()
         info.taskID = f.taskID; info.workerID = id; info.reason = f.reason; info.atUnixMs = UInt64(nowMs()); info.attempt = UInt32(tasks[i].attempt)

@@ -109,10 +109,12 @@ public final class SweepWorker {
         var lastHeard = nowMillis(), lastHello = nowMillis(), lastHeartbeat: Int64 = 0
         while true {
             if stop() {
+                // Leaving: no more tasks (Ready with 0 slots), then hand the running one back.
+                try? dealer.send(.ready(Ready(slots: 0)))
                 if let task = runningTask {
                     try? dealer.send(.failure(Failure(taskID: task, attempt: runningAttempt, reason: "worker \(config.workerID) stopping (SIGTERM/SIGINT)", retryable: true)))
-                    usleep(200_000)   // let it leave (LINGER is 0)
                 }
+                usleep(200_000)   // let them leave (LINGER is 0)
                 return .stopped
             }
             if let envelope = try? dealer.receive(timeoutMs: 50, wake: wakePipe[0]) {

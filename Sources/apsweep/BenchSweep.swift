@@ -22,8 +22,10 @@ struct BenchSweep: ParsableCommand {
             print(String(format: "overhead: %d one-second tasks on 2 workers: %.2f s for an ideal %.2f s → %.2f%% of wall time", overheadTasks, wall, ideal, 100 * (wall - ideal) / wall))
         }
         if throughput != "none" {
-            let one = try timedSweep(workers: 1), two = try timedSweep(workers: 2)
-            print(String(format: "throughput: %@ with 1 worker (2 BLAS threads) %.1f s, with 2 workers (1 thread each) %.1f s → %.2f×", throughput, one, two, one / two))
+            let oneThread = try timedSweep(workers: 1, threads: 1), two = try timedSweep(workers: 2, threads: 1)
+            let oneAllCores = try timedSweep(workers: 1, threads: ProcessInfo.processInfo.activeProcessorCount)
+            print(String(format: "throughput: %@: 1 worker × 1 thread %.1f s, 2 workers × 1 thread %.1f s → %.2f× (scaling with workers)", throughput, oneThread, two, oneThread / two))
+            print(String(format: "throughput: %@: 1 worker × %d threads %.1f s vs 2 workers × 1 thread → %.2f× (best use of this machine)", throughput, ProcessInfo.processInfo.activeProcessorCount, oneAllCores, oneAllCores / two))
         }
     }
 
@@ -57,13 +59,13 @@ struct BenchSweep: ParsableCommand {
         return Double(last - first) / 1000
     }
 
-    private func timedSweep(workers: Int) throws -> Double {
-        let dir = NSTemporaryDirectory() + "apsweep-bench-throughput-\(getpid())-\(workers)"
+    private func timedSweep(workers: Int, threads: Int) throws -> Double {
+        let dir = NSTemporaryDirectory() + "apsweep-bench-throughput-\(getpid())-\(workers)-\(threads)"
         try? FileManager.default.removeItem(atPath: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        p.arguments = ["sweep", throughput, "--workers", String(workers), "--dir", dir]
+        p.arguments = ["sweep", throughput, "--workers", String(workers), "--threads", String(threads), "--dir", dir]
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         let start = Date()
         try p.run()

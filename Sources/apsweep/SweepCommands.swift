@@ -150,8 +150,12 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Local worker processes.") var workers = 2
     @Option(help: "Directory for the journal, checkpoints and results (default: runs/<name>).") var dir: String?
     @Option(help: "Directory of the data set's files (default: where Debian's package puts them).") var data: String?
+    @Option(help: "Threads per worker (default: the cores split between the workers).") var threads: Int?
 
-    func validate() throws { guard workers >= 1 else { throw ValidationError("--workers must be ≥ 1") } }
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be ≥ 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
+    }
 
     func run() throws {
         installStopHandlers()
@@ -165,7 +169,7 @@ struct SweepCommand: ParsableCommand {
         config.maxAttempts = sweep.maxAttempts
         let coordinator = try SweepCoordinator(journal: store, config: config)
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let threads = max(1, cores / workers)
+        let threads = self.threads ?? max(1, cores / workers)
         print("apsweep sweep \(sweep.name): \(plan.entries.count) tasks, \(workers) local workers × \(threads) thread(s), journal \(out)/sweep.db")
         var processes: [Process] = []
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()

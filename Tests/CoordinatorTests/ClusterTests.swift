@@ -169,7 +169,22 @@ final class ClusterTests: XCTestCase {
         _ = try cluster.startCoordinator()
         try cluster.startWorker("a")
         try cluster.startWorker("b")
-        try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
+        // A status client polls throughout: the counts always add up to the plan.
+        let context = try ZMQContext()
+        defer { context.close() }
+        let client = try DealerEndpoint(context: context, connect: cluster.endpoint)
+        defer { client.socket.close() }
+        var polls = 0
+        try cluster.waitUntil(180, "the sweep to finish") {
+            try client.send(.statusRequest(StatusRequest()))
+            if case let .statusReply(r)? = try client.receive(timeoutMs: 2000)?.message, let c = r.counts {
+                XCTAssertEqual(c.done + c.running + c.queued + c.stale + c.failed + c.blocked, c.total)
+                XCTAssertEqual(Int(c.total), cluster.planSize)
+                polls += 1
+            }
+            return try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed }
+        }
+        XCTAssertGreaterThan(polls, 0)
         try assertComplete()
         let workersUsed = Set(try cluster.tasks().compactMap(\.worker))
         XCTAssertEqual(workersUsed, ["a", "b"], "both workers got work")
@@ -194,6 +209,26 @@ final class ClusterTests: XCTestCase {
         let journal = try Journal(path: cluster.journalPath)
         XCTAssert(try journal.events(kind: "worker-dead").contains { $0.worker == "doomed" })
         XCTAssert(try journal.events(kind: "stale").contains { $0.task == victim.id })
+    }
+
+    /// SIGTERM (Slurm's preemption): the worker hands its task back at once as a retryable failure.
+    func testSIGTERMHandsTheTaskBackAtOnce() throws {
+        cluster.shutdown()
+        cluster = try LocalCluster(trials: 1, baselineEpochs: 60)
+        _ = try cluster.startCoordinator(heartbeatMs: 200, livenessMs: 30_000, leaseMs: 60_000)   // liveness far away
+        try cluster.startWorker("preempted")
+        try cluster.waitUntil(60, "a leased task") { try cluster.tasks().contains { $0.state == .leased } }
+        let task = try XCTUnwrap(cluster.tasks().first { $0.state == .leased })
+        let sent = Date()
+        Foundation.kill(cluster.workers["preempted"]!.processIdentifier, SIGTERM)
+        try cluster.waitUntil(10, "the task back in the queue") { try cluster.tasks().first { $0.id == task.id }?.state == .stale }
+        XCTAssertLessThan(Date().timeIntervalSince(sent), 5, "re-queued long before the 30 s liveness window")
+        cluster.workers["preempted"]!.waitUntilExit()
+        XCTAssertEqual(cluster.workers["preempted"]!.terminationStatus, 0, "the worker exits cleanly")
+        XCTAssert(try Journal(path: cluster.journalPath).events(kind: "failure-retry").contains { $0.task == task.id })
+        try cluster.startWorker("next")
+        try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
+        try assertComplete()
     }
 
     /// Garbage on the coordinator's port during a sweep: refused and logged, the sweep completes.
@@ -265,5 +300,27 @@ final class CoordinatorRestartTests: XCTestCase {
         defer { s.close() }
         try s.bind("tcp://127.0.0.1:*")
         return Int(s.lastEndpoint.split(separator: ":").last!)!
+    }
+}
+
+final class StatusCommandTests: XCTestCase {
+    /// `apsweep status` against an address where nothing listens fails within its timeout, clearly.
+    func testStatusAgainstADeadAddressFailsWithinItsTimeout() throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("apsweep")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "apsweep is not built next to the tests")
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["status", "--connect", "tcp://127.0.0.1:9", "--insecure", "--timeout", "1"]
+        let pipe = Pipe()
+        p.standardError = pipe
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        let start = Date()
+        try p.run()
+        p.waitUntilExit()
+        let elapsed = Date().timeIntervalSince(start)
+        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertLessThan(elapsed, 5)
+        XCTAssert(message.contains("no answer from tcp://127.0.0.1:9 within 1 s"), message)
     }
 }
