@@ -171,6 +171,7 @@ struct SweepCommand: ParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = self.threads ?? max(1, cores / workers)
         print("apsweep sweep \(sweep.name): \(plan.entries.count) tasks, \(workers) local workers × \(threads) thread(s), journal \(out)/sweep.db")
+        print("watch it from another terminal: apsweep status --connect \(coordinator.endpoint) --insecure --watch")
         var processes: [Process] = []
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         for k in 0..<workers {
