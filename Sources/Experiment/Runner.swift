@@ -120,73 +120,75 @@ public enum Runner {
                                learningRate: lr, seconds: Date().timeIntervalSince(since), layerMetrics: layers, totalMetrics: total)
         }
 
-        var records: [EpochRecord] = []
         let ft = task.fineTune
         let lossFn = SoftmaxCrossEntropy(labelSmoothing: Float(ft.labelSmoothing))
+        // Each mode supplies: the optimizer, how to evaluate (train or test set), and one training
+        // pass over an epoch's batches returning (images, correct, summed loss).
+        let optimizer: Optimizer
+        let measure: (_ train: Bool) throws -> (loss: Double, accuracy: Double)
+        let trainEpoch: (_ epoch: Int) throws -> (seen: Int, correct: Int, lossSum: Double)
         switch task.mode {
         case .lastLayer:
             let head = model.classifier
             for p in model.parameters { p.requiresGrad = false }
             head.weight.requiresGrad = true
             head.bias?.requiresGrad = task.trainBias
-            let trainable = [head.weight] + (head.bias.map { [$0] } ?? [])
-            let optimizer = MaskedOptimizer(ft.makeOptimizer(trainable), masks: masks, model: model)
+            let opt = MaskedOptimizer(ft.makeOptimizer([head.weight] + (head.bias.map { [$0] } ?? [])), masks: masks, model: model)
+            optimizer = opt
             // Features before the classifier: computed once from the pruned, frozen network.
             let features = task.cacheFeatures ? try FeatureCache(model: model, data: data) : nil
-            let (trainLoss0, trainAcc0) = try features?.evaluate(head, train: true, loss: lossFn) ?? evaluate(model, data.train, labelSmoothing: 0)
-            let (testLoss0, testAcc0) = try features?.evaluate(head, train: false, loss: lossFn) ?? evaluate(model, data.test, labelSmoothing: 0)
-            let r0 = try record(0, trainAcc: trainAcc0, trainLoss: trainLoss0, testAcc: testAcc0, testLoss: testLoss0, lr: 0, since: start)
-            records.append(r0)
-            try onRecord(r0)
-            for epoch in 0..<ft.epochs {
-                let since = Date()
-                optimizer.learningRate = ft.learningRateSchedule.rate(base: Float(ft.lr), epoch: epoch, epochs: ft.epochs)
+            measure = { train in
+                try features?.evaluate(head, train: train, loss: lossFn) ?? evaluate(model, train ? data.train : data.test, labelSmoothing: 0)
+            }
+            trainEpoch = { epoch in
                 var seen = 0, correct = 0, lossSum = 0.0
                 let batches = Batches(data.train, batchSize: ft.batch, shuffleSeed: task.seed, epoch: epoch, outputShape: spec.inputShape)
+                func step(_ h: Tensor, _ y: [Int]) throws {
+                    let (l, c) = try stepHead(head, h, y, lossFn, opt)
+                    seen += y.count; correct += c; lossSum += l * Double(y.count)
+                }
                 if let features {
                     for chunk in stride(from: 0, to: batches.order.count, by: ft.batch) {
-                        let rows = Array(batches.order[chunk..<min(chunk + ft.batch, batches.order.count)])
-                        let (h, y) = features.gather(rows, train: true)
-                        let (l, c) = try stepHead(head, h, y, lossFn, optimizer)
-                        seen += y.count; correct += c; lossSum += l * Double(y.count)
+                        let (h, y) = features.gather(Array(batches.order[chunk..<min(chunk + ft.batch, batches.order.count)]), train: true)
+                        try step(h, y)
                     }
                 } else {
-                    for (x, y) in batches {
-                        let h = try model.forwardToClassifier(x, mode: .eval)
-                        let (l, c) = try stepHead(head, h, y, lossFn, optimizer)
-                        seen += y.count; correct += c; lossSum += l * Double(y.count)
-                    }
+                    for (x, y) in batches { try step(try model.forwardToClassifier(x, mode: .eval), y) }
                 }
-                let (testLoss, testAcc) = try features?.evaluate(head, train: false, loss: lossFn) ?? evaluate(model, data.test, labelSmoothing: 0)
-                let r = try record(epoch + 1, trainAcc: 100 * Double(correct) / Double(max(1, seen)), trainLoss: lossSum / Double(max(1, seen)),
-                                   testAcc: testAcc, testLoss: testLoss, lr: Double(optimizer.learningRate), since: since)
-                records.append(r)
-                try onRecord(r)
+                return (seen, correct, lossSum)
             }
         case .wholeNetwork:
             for p in model.parameters { p.requiresGrad = true }
-            let optimizer = MaskedOptimizer(ft.makeOptimizer(model.parameters), masks: masks, model: model)
-            let trainer = Trainer(model: model, loss: lossFn, optimizer: optimizer)
-            let (trainLoss0, trainAcc0) = try evaluate(model, data.train, labelSmoothing: 0)
-            let (testLoss0, testAcc0) = try evaluate(model, data.test, labelSmoothing: 0)
-            let r0 = try record(0, trainAcc: trainAcc0, trainLoss: trainLoss0, testAcc: testAcc0, testLoss: testLoss0, lr: 0, since: start)
-            records.append(r0)
-            try onRecord(r0)
-            for epoch in 0..<ft.epochs {
-                let since = Date()
-                optimizer.learningRate = ft.learningRateSchedule.rate(base: Float(ft.lr), epoch: epoch, epochs: ft.epochs)
+            let opt = MaskedOptimizer(ft.makeOptimizer(model.parameters), masks: masks, model: model)
+            optimizer = opt
+            let trainer = Trainer(model: model, loss: lossFn, optimizer: opt)
+            measure = { train in try evaluate(model, train ? data.train : data.test, labelSmoothing: 0) }
+            trainEpoch = { epoch in
                 var seen = 0, correct = 0, lossSum = 0.0
                 for (x, y) in Batches(data.train, batchSize: ft.batch, shuffleSeed: task.seed, epoch: epoch,
                                       augmentation: ft.augmentation, outputShape: spec.inputShape) {
                     let (l, c) = try trainer.step(x, labels: y)
                     seen += y.count; correct += c; lossSum += l * Double(y.count)
                 }
-                let (testLoss, testAcc) = try evaluate(model, data.test, labelSmoothing: 0)
-                let r = try record(epoch + 1, trainAcc: 100 * Double(correct) / Double(max(1, seen)), trainLoss: lossSum / Double(max(1, seen)),
-                                   testAcc: testAcc, testLoss: testLoss, lr: Double(optimizer.learningRate), since: since)
-                records.append(r)
-                try onRecord(r)
+                return (seen, correct, lossSum)
             }
+        }
+
+        var records: [EpochRecord] = []
+        let (trainLoss0, trainAcc0) = try measure(true)
+        let (testLoss0, testAcc0) = try measure(false)
+        let r0 = try record(0, trainAcc: trainAcc0, trainLoss: trainLoss0, testAcc: testAcc0, testLoss: testLoss0, lr: 0, since: start)
+        records.append(r0)
+        try onRecord(r0)
+        for epoch in 0..<ft.epochs {
+            let since = Date()
+            optimizer.learningRate = ft.learningRateSchedule.rate(base: Float(ft.lr), epoch: epoch, epochs: ft.epochs)
+            let (seen, correct, lossSum) = try trainEpoch(epoch)
+            let (testLoss, testAcc) = try measure(false)
+            let r = try record(epoch + 1, trainAcc: 100 * Double(correct) / Double(max(1, seen)), trainLoss: lossSum / Double(max(1, seen)),
+                               testAcc: testAcc, testLoss: testLoss, lr: Double(optimizer.learningRate), since: since)
+            records.append(r)
+            try onRecord(r)
         }
         return records
     }

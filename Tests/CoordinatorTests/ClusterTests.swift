@@ -27,7 +27,7 @@ final class LocalCluster {
         dir = NSTemporaryDirectory() + "apsweep-cluster-\(getpid())-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("apsweep")
-        let whole = try LocalCluster.synthetic()
+        let whole = try SyntheticBlocks.shard()
         for k in 0..<shards {
             try ShardFile.write(Shard(name: "synthetic", index: k, of: shards, train: whole.train, test: whole.test), to: "\(dir)/shard-\(k).apshard")
         }
@@ -46,20 +46,6 @@ final class LocalCluster {
             max_attempts: 4
             """
         try yaml.write(toFile: sweepPath, atomically: true, encoding: .utf8)
-    }
-
-    static func synthetic() throws -> Shard {
-        func make(_ n: Int, _ seed: UInt64) throws -> LabeledImages {
-            var rng = SeededGenerator(seed: seed)
-            var pixels: [UInt8] = [], labels: [Int] = []
-            for _ in 0..<n {
-                let k = Int(rng.next() % 4)
-                labels.append(k)
-                for y in 0..<12 { for x in 0..<12 { pixels.append(UInt8(Int(rng.next() % 60) + ((y / 6) * 2 + (x / 6) == k ? 150 : 0))) } }
-            }
-            return try LabeledImages(imageShape: [1, 12, 12], pixels: pixels, labels: labels, classes: 4, mean: [0.3], std: [0.3])
-        }
-        return Shard(name: "synthetic", train: try make(400, 1), test: try make(100, 2))
     }
 
     var planSize: Int { (try? Plan(SweepFile.load(path: sweepPath)).entries.count) ?? 0 }

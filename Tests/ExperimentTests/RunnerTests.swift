@@ -4,24 +4,8 @@ import Datasets
 import NeuralCore
 import XCTest
 
-/// A small learnable image set: class k lights up a k-dependent block on noise.
 func syntheticShard(train: Int = 300, test: Int = 100, seed: UInt64 = 1) throws -> Shard {
-    func make(_ n: Int, _ seed: UInt64) throws -> LabeledImages {
-        var rng = SeededGenerator(seed: seed)
-        var pixels: [UInt8] = [], labels: [Int] = []
-        for _ in 0..<n {
-            let k = Int(rng.next() % 4)
-            labels.append(k)
-            for y in 0..<12 {
-                for x in 0..<12 {
-                    let lit = (y / 6) * 2 + (x / 6) == k
-                    pixels.append(UInt8(min(255, Int(rng.next() % 60) + (lit ? 150 : 0))))
-                }
-            }
-        }
-        return try LabeledImages(imageShape: [1, 12, 12], pixels: pixels, labels: labels, classes: 4, mean: [0.3], std: [0.3])
-    }
-    return Shard(name: "synthetic", train: try make(train, seed), test: try make(test, seed + 1))
+    try SyntheticBlocks.shard(train: train, test: test, seed: seed)
 }
 
 final class RunnerTests: XCTestCase {
