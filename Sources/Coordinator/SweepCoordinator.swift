@@ -283,6 +283,14 @@ public final class SweepCoordinator {
     }
 
     func handleFailure(_ f: Failure, from id: String) throws {
+        if f.reason.hasPrefix("BUSY"), let i = index[f.taskID], tasks[i].state == .leased, tasks[i].worker == id {
+            // Our view of the worker's slot was stale: take the task back without counting the
+            // attempt, and wait for the worker's Ready.
+            tasks[i].attempt -= 1
+            workers[id]?.task = nil
+            workers[id]?.slots = 0
+            return try setState(i, .queued, worker: nil, deadline: nil, event: "busy", detail: f.reason)
+        }
         // Like a result, a failure frees the worker's slot.
         if var w = workers[id], w.task == f.taskID {
             w.task = nil

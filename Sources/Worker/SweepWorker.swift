@@ -53,6 +53,7 @@ public final class SweepWorker {
     private var heartbeatMs: Int64 = 1000
     private var maxChunk = 4 << 20
     private var welcomed = false
+    private var lastHelloMs: Int64 = 0
     /// The task thread writes a byte here after each outbox change, waking the socket loop.
     private var wakePipe: [Int32] = [-1, -1]
     /// Tasks run here, one at a time, off the socket's thread.
@@ -106,7 +107,8 @@ public final class SweepWorker {
             context.close()
         }
         try dealer.send(.hello(hello()))
-        var lastHeard = nowMillis(), lastHello = nowMillis(), lastHeartbeat: Int64 = 0
+        lastHelloMs = nowMillis()
+        var lastHeard = nowMillis(), lastHeartbeat: Int64 = 0
         while true {
             if stop() {
                 // Leaving: no more tasks (Ready with 0 slots), then hand the running one back.
@@ -125,11 +127,11 @@ public final class SweepWorker {
             if now - lastHeard > config.silenceMs {
                 // The coordinator is gone or restarting: libzmq reconnects with backoff; say Hello
                 // again so that a new coordinator learns who we are (heartbeats would only queue up).
-                if now - lastHello > config.silenceMs {
+                if now - lastHelloMs > config.silenceMs {
                     log("coordinator silent for \(now - lastHeard) ms; saying Hello again")
                     welcomed = false
                     try dealer.send(.hello(hello()))
-                    lastHello = now
+                    lastHelloMs = now
                 }
             } else if welcomed && now - lastHeartbeat >= heartbeatMs {
                 lock.lock(); let (e, s) = (epoch, step); lock.unlock()
@@ -157,7 +159,9 @@ public final class SweepWorker {
             if runningTask == nil { try dealer.send(.ready(Ready(slots: 1))) }
         case let .assign(a):
             guard runningTask == nil else {
-                try dealer.send(.failure(Failure(taskID: a.taskID, attempt: a.attempt, reason: "worker busy with \(runningTask!)", retryable: true)))
+                // The coordinator's view of our slot was stale (a reconnect raced an Assign):
+                // BUSY hands the task straight back without counting an attempt.
+                try dealer.send(.failure(Failure(taskID: a.taskID, attempt: a.attempt, reason: "BUSY: worker busy with \(runningTask!)", retryable: true)))
                 return nil
             }
             runningTask = a.taskID
@@ -177,8 +181,13 @@ public final class SweepWorker {
             return .shutdown(s.reason)
         case let .reject(r):
             if r.reason.hasPrefix("HELLO_REQUIRED") {
+                // Messages queued while the coordinator was away each draw this reply: one Hello
+                // per second is enough.
                 welcomed = false
-                try dealer.send(.hello(hello()))
+                if nowMillis() - lastHelloMs > 1000 {
+                    try dealer.send(.hello(hello()))
+                    lastHelloMs = nowMillis()
+                }
             } else {
                 return .rejected(r.reason)
             }

@@ -273,7 +273,8 @@ final class CoordinatorRestartTests: XCTestCase {
             try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed }
         }
         let tasks = try cluster.tasks()
-        XCTAssertEqual(tasks.filter { $0.state == .done }.count, tasks.count)
+        XCTAssertEqual(tasks.filter { $0.state == .done }.count, tasks.count,
+                       "failed: \(tasks.filter { $0.state == .failed }.map { "\($0.label): \($0.lastError ?? "")" })")
         XCTAssertEqual(try journal.events(kind: "leased").filter { doneBefore.contains($0.task ?? "") }.count, leasesBefore,
                        "no task finished before the crash was leased again")
         XCTAssertEqual(try journal.events(kind: "coordinator-start").count, 2)
