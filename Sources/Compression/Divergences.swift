@@ -9,6 +9,10 @@ public enum Projection: Sendable, Equatable, Codable {
     /// per output row (the variance of each row of ω), or one value per layer. s̃ = s unless
     /// `separate` is true, when s̃ is estimated the same way from ω̃.
     case gaussianDiagonal(estimate: VarianceEstimate, separate: Bool)
+    /// N(ω, diag(s)) and N(ω̃, diag(s̃)) with the variances given in safetensors files: one tensor
+    /// per weight key, either of the weight's shape (one variance per weight) or [rows] (one per
+    /// output row). s̃ = s unless `prunedPath` is given.
+    case gaussianDiagonalGiven(path: String, prunedPath: String?)
     /// The authors' code's "gaussian" option: the Mahalanobis distance √(Δᵀ A Δ) with
     /// A = (0.001/√d)·I. Code-faithful; not a divergence.
     case mahalanobisCodeFaithful
@@ -97,6 +101,8 @@ public enum PairAccumulator {
             let s = variances(original, groups: rows)
             let t = separate ? variances(pruned, groups: rows) : s
             return diagonalStatistics(original, pruned, s, t)
+        case .gaussianDiagonalGiven:
+            throw CompressionError.invalid("given variances need the layer's key: use NetworkMetrics.compute")
         case .mahalanobisCodeFaithful, .studentT:
             var stats = PairStatistics()
             stats.count = original.count
@@ -136,6 +142,18 @@ public enum PairAccumulator {
             let m = s / Double(per)
             return max(1e-12, s2 / Double(per) - m * m)
         }
+    }
+
+    /// Variances for `key` from a given-variance file: per weight or per row, checked against the
+    /// weight's shape; every variance must be positive.
+    static func givenVariances(_ file: [String: Tensor], key: String, weight: Tensor, path: String) throws -> [Double] {
+        guard let v = file[key] else { throw CompressionError.invalid("\(path) has no variances for '\(key)'") }
+        let rows = weight.rank >= 1 ? weight.shape[0] : 1
+        guard v.shape == weight.shape || v.count == rows else {
+            throw CompressionError.invalid("\(path): variances for '\(key)' have shape \(describeShape(v.shape)); expected \(describeShape(weight.shape)) or [\(rows)]")
+        }
+        guard v.scalars.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw CompressionError.invalid("\(path): variances for '\(key)' must be positive and finite") }
+        return v.scalars.map(Double.init)
     }
 
     static func diagonalStatistics(_ a: Tensor, _ b: Tensor, _ s: [Double], _ t: [Double]) -> PairStatistics {

@@ -42,6 +42,11 @@ public struct MetricVariant: Sendable, Equatable, Codable {
             guard s > 0, (t ?? 1) > 0 else { throw CompressionError.invalid("\(text): variances must be positive") }
             projection = .gaussianIsotropic(sigma2: s, prunedSigma2: t)
             id = "gaussian:sigma2=\(Self.format(s))" + (t.map { ",sigma2_pruned=\(Self.format($0))" } ?? "")
+        case "gaussian-diag" where options["file"] != nil:
+            let path = options.removeValue(forKey: "file")!, pruned = options.removeValue(forKey: "pruned_file")
+            try done()
+            projection = .gaussianDiagonalGiven(path: path, prunedPath: pruned)
+            id = "gaussian-diag:file=\(path)" + (pruned.map { ",pruned_file=\($0)" } ?? "")
         case "gaussian-diag":
             let estimate = options.removeValue(forKey: "estimate") ?? "row"
             guard let e = Projection.VarianceEstimate(rawValue: estimate) else {
@@ -76,6 +81,7 @@ public struct MetricVariant: Sendable, Equatable, Codable {
         switch projection {
         case let .gaussianIsotropic(s, t): return t == nil || t == s
         case let .gaussianDiagonal(_, separate): return !separate
+        case let .gaussianDiagonalGiven(_, pruned): return pruned == nil
         default: return false
         }
     }
@@ -105,6 +111,15 @@ public enum NetworkMetrics {
         var totals = Array(repeating: PairStatistics(), count: variants.count)
         var totalAP2 = 0.0
         var totalT: [Estimate] = Array(repeating: Estimate(value: 0, standardError: 0), count: variants.count)
+        var files: [String: [String: Tensor]] = [:]
+        func variances(_ path: String) throws -> [String: Tensor] {
+            if let f = files[path] { return f }
+            do {
+                let f = try Safetensors.read(path: path).tensors.mapValues(\.tensor)
+                files[path] = f
+                return f
+            } catch { throw CompressionError.invalid("cannot read the variance file: \(error)") }
+        }
         for (layerIndex, key) in keys.enumerated() {
             guard let a = original[key] else { throw CompressionError.invalid("the original network has no weight '\(key)'") }
             guard let b = pruned[key] else { throw CompressionError.invalid("the compared network has no weight '\(key)'") }
@@ -124,7 +139,15 @@ public enum NetworkMetrics {
                     totalT[v].standardError = (totalT[v].standardError * totalT[v].standardError + e.standardError * e.standardError).squareRoot()
                     continue
                 }
-                let stats = try PairAccumulator.statistics(original: a, pruned: b, projection: variant.projection)
+                let stats: PairStatistics
+                if case let .gaussianDiagonalGiven(path, prunedPath) = variant.projection {
+                    let s = try PairAccumulator.givenVariances(try variances(path), key: key, weight: a, path: path)
+                    let t = try prunedPath.map { try PairAccumulator.givenVariances(try variances($0), key: key, weight: a, path: $0) } ?? s
+                    guard s.count == t.count else { throw CompressionError.invalid("variances for '\(key)' have different layouts in the two files") }
+                    stats = PairAccumulator.diagonalStatistics(a, b, s, t)
+                } else {
+                    stats = try PairAccumulator.statistics(original: a, pruned: b, projection: variant.projection)
+                }
                 totals[v] = totals[v] + stats
                 values += derived(stats, variant, seed: UInt64(layerIndex))
             }

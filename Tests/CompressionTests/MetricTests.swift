@@ -189,3 +189,32 @@ final class CorrelationTests: XCTestCase {
         }
     }
 }
+
+final class GivenVarianceTests: XCTestCase {
+    func testGivenDiagonalVariancesPerWeightAndPerRow() throws {
+        let a = randomWeights([6, 5], seed: 21), b = randomWeights([6, 5], seed: 22)
+        let dir = NSTemporaryDirectory() + "apsweep-var-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Per weight, all 2: the same as σ² = 2.
+        let perWeight = try Safetensors.encode([(key: "w", value: Tensor(shape: [6, 5], repeating: 2), type: .float32)])
+        try perWeight.write(to: URL(fileURLWithPath: dir + "/two.safetensors"))
+        // Per row, the rows' own variances: the same as estimate=row.
+        let rows = PairAccumulator.variances(a, groups: 6).map(Float.init)
+        try Safetensors.encode([(key: "w", value: Tensor(shape: [6], scalars: rows), type: .float32)]).write(to: URL(fileURLWithPath: dir + "/rows.safetensors"))
+        let variants = try ["gaussian:sigma2=2", "gaussian-diag:file=\(dir)/two.safetensors", "gaussian-diag:estimate=row",
+                            "gaussian-diag:file=\(dir)/rows.safetensors"].map(MetricVariant.init(parsing:))
+        let (layers, _) = try NetworkMetrics.compute(original: ["w": a], pruned: ["w": b], keys: ["w"], variants: variants)
+        let l = layers[0]
+        XCTAssertEqual(l["ap3[gaussian-diag:file=\(dir)/two.safetensors]"]!, l["ap3[gaussian:sigma2=2]"]!, accuracy: 1e-12)
+        XCTAssertEqual(l["ap3[gaussian-diag:file=\(dir)/rows.safetensors]"]!, l["ap3[gaussian-diag:estimate=row]"]!, accuracy: 1e-6 * l["ap3[gaussian-diag:estimate=row]"]!)
+        // A wrong shape and a missing key are named.
+        try Safetensors.encode([(key: "w", value: Tensor(shape: [4], repeating: 1), type: .float32)]).write(to: URL(fileURLWithPath: dir + "/bad.safetensors"))
+        XCTAssertThrowsError(try NetworkMetrics.compute(original: ["w": a], pruned: ["w": b], keys: ["w"], variants: [try MetricVariant(parsing: "gaussian-diag:file=\(dir)/bad.safetensors")])) {
+            XCTAssert("\($0)".contains("have shape [4]; expected [6, 5] or [6]"), "\($0)")
+        }
+        XCTAssertThrowsError(try NetworkMetrics.compute(original: ["v": a], pruned: ["v": b], keys: ["v"], variants: [variants[1]])) {
+            XCTAssert("\($0)".contains("has no variances for 'v'"), "\($0)")
+        }
+    }
+}

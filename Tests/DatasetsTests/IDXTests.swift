@@ -93,6 +93,15 @@ final class IDXTests: XCTestCase {
         XCTAssert(message { try IDXArray(path: cut) }.contains("f.gz"), message { try IDXArray(path: cut) })
     }
 
+    func testWrongDimensionsAreNamed() throws {
+        try write("train-images-idx3-ubyte", idx([12], [UInt8](repeating: 0, count: 12)))   // rank 1 "images"
+        try write("train-labels-idx1-ubyte", idx([12], [UInt8](repeating: 0, count: 12)))
+        XCTAssert(message { try IDXDataset.mnist.load(directory: self.dir, train: true) }.contains("expected images of rank 3 [N, H, W], got dimensions [12]"))
+        try write("train-images-idx3-ubyte", idx([2, 2, 3], [UInt8](repeating: 0, count: 12)))
+        try write("train-labels-idx1-ubyte", idx([2, 1], [0, 1]))
+        XCTAssert(message { try IDXDataset.mnist.load(directory: self.dir, train: true) }.contains("expected labels of rank 1 [N]"))
+    }
+
     func testLabelCountMismatchIsAnError() throws {
         try write("train-images-idx3-ubyte", idx([3, 2, 2], [UInt8](repeating: 0, count: 12)))
         try write("train-labels-idx1-ubyte", idx([2], [0, 1]))
