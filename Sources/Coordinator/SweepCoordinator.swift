@@ -515,7 +515,24 @@ public final class SweepCoordinator {
         reply.etaSeconds = durations.isEmpty ? -1 : remaining * (durations.reduce(0, +) / Double(durations.count)) / Double(alive)
         reply.uptimeMs = UInt64(now - started)
         reply.lateResultsDropped = UInt64(lateResultsDropped)
+        if request.includeCorrelations { reply.correlations = headlineCorrelations() }
         return reply
+    }
+
+    private var correlationCache: (at: Int64, values: [CorrelationInfo])?
+
+    /// AP–PD correlations for status replies, recomputed from the journal at most every 5 s.
+    func headlineCorrelations() -> [CorrelationInfo] {
+        let now = nowMs()
+        if let c = correlationCache, now - c.at < 5000 { return c.values }
+        let values = ((try? Aggregation(journal: journal, resamples: 200))?.headline() ?? []).map { r -> CorrelationInfo in
+            var c = CorrelationInfo()
+            c.metric = r.metric; c.target = r.target; c.method = r.method.rawValue; c.scope = r.scope
+            c.value = r.value; c.ciLow = r.low; c.ciHigh = r.high; c.points = UInt32(r.points)
+            return c
+        }
+        correlationCache = (now, values)
+        return values
     }
 
     /// Task states (tests and the CLI).

@@ -196,7 +196,13 @@ struct SweepCommand: ParsableCommand {
         }
         let progress = ProgressLine(enabled: stdoutIsTerminal)
         var lastLine = ""
+        var lastExport = Date()
         coordinator.onChange = {
+            // results.csv is rewritten as results arrive (cheap); summary.json at the end.
+            if Date().timeIntervalSince(lastExport) > 5 {
+                try? ResultsExport.writeCSV(journal: store, directory: out)
+                lastExport = Date()
+            }
             let s = coordinator.status()
             guard let c = s.counts else { return }
             let line = "tasks \(c.done)/\(c.total) done, \(c.running) running, \(c.queued + c.stale) queued, \(c.failed) failed"
@@ -209,8 +215,26 @@ struct SweepCommand: ParsableCommand {
         progress.finish()
         let states = coordinator.taskStates.values
         let done = states.filter { $0 == .done }.count, failed = states.filter { $0 == .failed }.count
-        try ResultsExport.write(journal: store, directory: out)
-        print("sweep \(sweep.name): \(done) done, \(failed) failed of \(states.count); results in \(out)/results.csv, journal \(out)/sweep.db, worker logs \(out)/worker-*.log")
+        let aggregation = try ResultsExport.write(journal: store, directory: out)
+        print(ResultsExport.table(aggregation), terminator: "")
+        print("sweep \(sweep.name): \(done) done, \(failed) failed of \(states.count); results in \(out)/results.csv and \(out)/summary.json, journal \(out)/sweep.db, worker logs \(out)/worker-*.log")
         if done + failed < states.count { throw CLIError("the sweep stopped before it finished; run the same command again to resume from the journal") }
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "report",
+        abstract: "Regenerate results.csv and summary.json (and print the summary table) from any journal, finished or not.")
+    @Argument(help: "The sweep's journal (sweep.db).") var journal: String
+    @Option(help: "Output directory (default: the journal's directory).") var out: String?
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: journal) else { throw CLIError("\(journal): no such journal") }
+        let store = try Journal(path: journal)
+        let dir = out ?? { let d = (journal as NSString).deletingLastPathComponent; return d.isEmpty ? "." : d }()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let aggregation = try ResultsExport.write(journal: store, directory: dir)
+        print(ResultsExport.table(aggregation), terminator: "")
+        print("\(aggregation.tasksDone) of \(aggregation.tasksTotal) tasks done; wrote \(dir)/results.csv and \(dir)/summary.json")
     }
 }
