@@ -40,7 +40,11 @@ public struct Aggregation {
     /// Points per configuration: trial → epoch → quantity → value.
     public private(set) var series: [Configuration: [UInt64: [Int: [String: Double]]]] = [:]
     public private(set) var quantities: [String] = []
+    /// AP metrics of the whole network (sums over layers), correlated with PD.
     public private(set) var apMetrics: [String] = []
+    /// The same metrics of the last (classifier) layer alone, aggregated but not correlated
+    /// separately (with the paper's last-layer scope they equal the totals).
+    public private(set) var lastLayerMetrics: [String] = []
     public private(set) var tasksDone = 0, tasksTotal = 0
     public private(set) var baselines: [(model: String, seed: UInt64, train: Double, test: Double)] = []
     let resamples: Int
@@ -65,10 +69,18 @@ public struct Aggregation {
                     q[v.name] = v.value
                     if seen.insert(v.name).inserted { apMetrics.append(v.name) }
                 }
+                // The last (classifier) layer's own values, as "last.<metric>"; layers are listed in
+                // the model's order, so the classifier comes last.
+                if r.layers.count > 1, let last = r.layers.last {
+                    for v in last.values where !v.name.contains("_se[") {
+                        q["last." + v.name] = v.value
+                        if seen.insert("last." + v.name).inserted { lastLayerMetrics.append("last." + v.name) }
+                    }
+                }
                 series[config, default: [:]][spec.seed, default: [:]][Int(r.epoch)] = q
             }
         }
-        quantities = ["pd_test", "pd_train", "test_accuracy", "train_accuracy", "test_loss", "train_loss"] + apMetrics
+        quantities = ["pd_test", "pd_train", "test_accuracy", "train_accuracy", "test_loss", "train_loss"] + apMetrics + lastLayerMetrics
     }
 
     public var configurations: [Configuration] { series.keys.sorted() }
