@@ -31,7 +31,8 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "COpenSSLCrypto"], swiftSettings: optimize),
         .target(name: "Compression", dependencies: ["NeuralCore"], swiftSettings: optimize),
         .target(name: "Experiment", dependencies: ["NeuralCore", "Datasets", "Compression"], swiftSettings: optimize),
-        .target(name: "Coordinator", dependencies: ["Wire", "Experiment", "Compression", "Datasets", "NeuralCore", "CSQLite",
+        .target(name: "Plot", swiftSettings: optimize),
+        .target(name: "Coordinator", dependencies: ["Wire", "Experiment", "Compression", "Datasets", "NeuralCore", "CSQLite", "Plot",
                                                   .product(name: "Yams", package: "Yams")], swiftSettings: optimize),
         .target(name: "Worker", dependencies: ["Wire", "Experiment", "Compression", "Datasets", "NeuralCore"], swiftSettings: optimize),
         .executableTarget(
@@ -46,7 +47,8 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"], resources: [.copy("Golden")]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire", "Plot"]),
+        .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore"]),
     ],
     swiftLanguageModes: [.v5]

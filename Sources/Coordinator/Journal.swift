@@ -20,6 +20,7 @@ public enum TaskState: String, Sendable, CaseIterable {
 /// so after a crash the journal never claims less than what happened. Schema version 1.
 public final class Journal {
     public static let schemaVersion = 1
+    /// The SQLite connection (module-internal readers such as the report use it directly).
     let db: Database
 
     public init(path: String) throws {

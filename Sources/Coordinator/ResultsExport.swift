@@ -12,6 +12,7 @@ public enum ResultsExport {
         try writeCSV(journal: journal, directory: directory)
         let aggregation = try Aggregation(journal: journal)
         try summaryJSON(aggregation, journal: journal).write(to: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("summary.json")), options: .atomic)
+        _ = try HTMLReport.write(aggregation, journal: journal, to: (directory as NSString).appendingPathComponent("report.html"))
         return aggregation
     }
 

@@ -217,14 +217,14 @@ struct SweepCommand: ParsableCommand {
         let done = states.filter { $0 == .done }.count, failed = states.filter { $0 == .failed }.count
         let aggregation = try ResultsExport.write(journal: store, directory: out)
         print(ResultsExport.table(aggregation), terminator: "")
-        print("sweep \(sweep.name): \(done) done, \(failed) failed of \(states.count); results in \(out)/results.csv and \(out)/summary.json, journal \(out)/sweep.db, worker logs \(out)/worker-*.log")
+        print("sweep \(sweep.name): \(done) done, \(failed) failed of \(states.count); results in \(out)/results.csv, \(out)/summary.json and \(out)/report.html, journal \(out)/sweep.db, worker logs \(out)/worker-*.log")
         if done + failed < states.count { throw CLIError("the sweep stopped before it finished; run the same command again to resume from the journal") }
     }
 }
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report",
-        abstract: "Regenerate results.csv and summary.json (and print the summary table) from any journal, finished or not.")
+        abstract: "Regenerate results.csv, summary.json and report.html (and print the summary table) from any journal, finished or not.")
     @Argument(help: "The sweep's journal (sweep.db).") var journal: String
     @Option(help: "Output directory (default: the journal's directory).") var out: String?
 
@@ -235,6 +235,6 @@ struct ReportCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let aggregation = try ResultsExport.write(journal: store, directory: dir)
         print(ResultsExport.table(aggregation), terminator: "")
-        print("\(aggregation.tasksDone) of \(aggregation.tasksTotal) tasks done; wrote \(dir)/results.csv and \(dir)/summary.json")
+        print("\(aggregation.tasksDone) of \(aggregation.tasksTotal) tasks done; wrote \(dir)/results.csv, \(dir)/summary.json and \(dir)/report.html")
     }
 }

@@ -94,3 +94,42 @@ final class AggregationTests: XCTestCase {
         XCTAssert(try Aggregation(journal: empty).claims().allSatisfy { $0.verdict == .notEnoughData })
     }
 }
+
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+extension AggregationTests {
+    /// report.html from a hand-made journal: well-formed, every figure with the right series and
+    /// points, and the claims table saying exactly what summary.json says.
+    func testHTMLReportOnAHandMadeJournal() throws {
+        let (journal, _) = try makeJournal()
+        let a = try Aggregation(journal: journal, resamples: 100)
+        let (html, omitted) = try HTMLReport.render(a, journal: journal)
+        XCTAssertTrue(omitted.isEmpty, "\(omitted)")
+        let doc = try XMLDocument(xmlString: html)
+        let svgs = try doc.nodes(forXPath: "//*[local-name()='svg']").compactMap { $0 as? XMLElement }
+        // 3 method panels + 3 sparsity panels (6 series: AP and PD per line) + 2 scatters.
+        XCTAssertEqual(svgs.count, 3 + 3 + 2)
+        for svg in svgs.prefix(6) {
+            XCTAssertEqual(svg.attributes?.first(where: { $0.name == "data-series" })?.stringValue, "6")
+            let counts = try svg.nodes(forXPath: ".//*[@class='series']").compactMap { ($0 as? XMLElement)?.attributes?.first(where: { $0.name == "data-points" })?.stringValue }
+            XCTAssertEqual(counts, Array(repeating: "4", count: 6), "epochs 0–3 in every series")
+        }
+        for svg in svgs.suffix(2) {
+            let counts = try svg.nodes(forXPath: ".//*[@class='series']").compactMap { ($0 as? XMLElement)?.attributes?.first(where: { $0.name == "data-points" })?.stringValue }
+            XCTAssertEqual(counts, ["3", "3", "3"], "3 sparsities per method")
+        }
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: ResultsExport.summaryJSON(a, journal: journal)) as? [String: Any])
+        let claims = try XCTUnwrap(summary["claims"] as? [[String: Any]])
+        let rows = try doc.nodes(forXPath: "//*[local-name()='table'][@class='claims']/*[local-name()='tr']").dropFirst()
+        XCTAssertEqual(rows.count, claims.count)
+        for (row, claim) in zip(rows, claims) {
+            let cells = try row.nodes(forXPath: "./*[local-name()='td']").map { $0.stringValue ?? "" }
+            XCTAssertEqual(cells[2], claim["verdict"] as? String)
+            XCTAssertEqual(cells[3], claim["evidence"] as? String)
+        }
+        XCTAssertFalse(html.contains("http://") && html.contains("<script"), "no scripts, nothing fetched")
+        XCTAssertFalse(html.contains("<link"), "no external stylesheets")
+    }
+}
