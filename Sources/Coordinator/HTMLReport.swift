@@ -32,6 +32,7 @@ public enum HTMLReport {
         let ap3 = a.ap3 ?? "ap2"
         var body = "<h1>apsweep report: sweep \(xmlEscape(try journal.meta("sweep_id") ?? ""))</h1>"
         body += "<section><h2>Provenance</h2><table>"
+        body += row(["apsweep", "coordinator \(try journal.meta("apsweep_version") ?? "?"), report \(apsweepVersion)"])
         body += row(["tasks", "\(a.tasksDone) of \(a.tasksTotal) done"])
         body += row(["wall time", started.flatMap { s in finished.map { String(format: "%.1f s", Double($0 - s) / 1000) } } ?? "–"])
         body += row(["data fingerprints (SHA-256)", fingerprints.isEmpty ? "–" : fingerprints.joined(separator: "; ")])

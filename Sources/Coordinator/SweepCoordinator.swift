@@ -95,6 +95,7 @@ public final class SweepCoordinator {
         }
         sweepID = try journal.meta("sweep_id") ?? String(UUID().uuidString.prefix(8))
         try journal.setMeta("sweep_id", sweepID)
+        try journal.setMeta("apsweep_version", apsweepVersion)
         for t in tasks where t.kind == "baseline" {
             if let spec = try? SweepTask.decode(t.spec), let fp = try journal.meta(Self.fingerprintKey(spec)) { pinnedFingerprints[Self.fingerprintKey(spec)] = fp }
         }

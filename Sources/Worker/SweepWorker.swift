@@ -13,7 +13,7 @@ public struct WorkerConfig: Sendable {
     public var curve: (keys: CurveKeyPair, serverKey: String)?
     /// Send Hello again when the coordinator has been silent this long.
     public var silenceMs: Int64 = 5000
-    public var softwareVersion = "0.1.0"
+    public var softwareVersion = apsweepVersion
 
     public init(connect: String, workerID: String, cacheDirectory: String) {
         self.connect = connect

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import Experiment
 import NeuralCore
 
 @main
 struct APSweep: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = apsweepVersion
     static let configuration = CommandConfiguration(
         commandName: "apsweep",
         abstract: "Prune networks, fine-tune them, and measure AP2 / AP3 against the performance difference.",
