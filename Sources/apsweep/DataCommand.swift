@@ -5,7 +5,7 @@ import Foundation
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Split data sets into shard files and show their fingerprints.",
-        subcommands: [DataShard.self, DataInfo.self])
+        subcommands: [DataShard.self, DataInfo.self, DataSynthetic.self])
 }
 
 struct DataShard: ParsableCommand {
@@ -45,5 +45,20 @@ struct DataInfo: ParsableCommand {
         let shard = try DataSource.parse(dataset, directory: data).load()
         print("name \(shard.name)  shard \(shard.index) of \(shard.count)  train \(shard.train.count)  test \(shard.test.count)  image \(shard.train.imageShape)  classes \(shard.train.classes)")
         print("sha256 \(shard.fingerprint)")
+    }
+}
+
+struct DataSynthetic: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "synthetic",
+        abstract: "Write the small synthetic data set (12×12, 4 classes) as a shard file, for drills and smoke tests.")
+    @Option(help: "Output .apshard file.") var out: String
+    @Option(help: "Training images.") var train = 400
+    @Option(help: "Test images.") var test = 100
+    @Option(help: "Seed (another seed gives other images, hence another fingerprint).") var seed: UInt64 = 1
+
+    func run() throws {
+        let shard = try SyntheticBlocks.shard(train: train, test: test, seed: seed)
+        try ShardFile.write(shard, to: out)
+        print("\(out): synthetic, \(train) train and \(test) test images, sha256 \(shard.fingerprint)")
     }
 }
