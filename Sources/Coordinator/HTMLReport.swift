@@ -54,27 +54,23 @@ public enum HTMLReport {
                               band: m.filter { $0.1.std.isFinite }.map { (Double($0.epoch), $0.1.mean - $0.1.std, $0.1.mean + $0.1.std) },
                               color: color, dashed: dashed)
             }
-            body += "<h3>\(xmlEscape(model)): one panel per method</h3><div class=\"panels\">"
-            for method in Set(configs.map(\.method)).sorted() {
-                let cs = configs.filter { $0.method == method }.sorted { $0.sparsity < $1.sparsity }
+            /// One panel: an AP3 line (solid) and a PD line (dashed) per configuration, one colour each.
+            func panel(_ title: String, _ cs: [Aggregation.Configuration], _ name: (Aggregation.Configuration) -> String) -> String {
                 var s: [Series] = []
                 for (i, c) in cs.enumerated() {
                     let color = okabeIto[i % okabeIto.count]
-                    s.append(series(c, ap3, color, dashed: false, name: "AP3 p=\(c.sparsity)"))
-                    s.append(series(c, "pd_test", color, dashed: true, name: "PD p=\(c.sparsity)"))
+                    s.append(series(c, ap3, color, dashed: false, name: "AP3 \(name(c))"))
+                    s.append(series(c, "pd_test", color, dashed: true, name: "PD \(name(c))"))
                 }
-                body += add(LineChart(title: "\(model) · \(method)", xLabel: "fine-tuning epoch", yLabel: "AP3 (solid), PD_test in points (dashed)", logY: true, series: s).render())
+                return add(LineChart(title: title, xLabel: "fine-tuning epoch", yLabel: "AP3 (solid), PD_test in points (dashed)", logY: true, series: s).render())
+            }
+            body += "<h3>\(xmlEscape(model)): one panel per method</h3><div class=\"panels\">"
+            for method in Set(configs.map(\.method)).sorted() {
+                body += panel("\(model) · \(method)", configs.filter { $0.method == method }.sorted { $0.sparsity < $1.sparsity }) { "p=\($0.sparsity)" }
             }
             body += "</div><h3>\(xmlEscape(model)): one panel per sparsity</h3><div class=\"panels\">"
             for sparsity in Set(configs.map(\.sparsity)).sorted() {
-                let cs = configs.filter { $0.sparsity == sparsity }.sorted { $0.method < $1.method }
-                var s: [Series] = []
-                for (i, c) in cs.enumerated() {
-                    let color = okabeIto[i % okabeIto.count]
-                    s.append(series(c, ap3, color, dashed: false, name: "AP3 \(c.method)"))
-                    s.append(series(c, "pd_test", color, dashed: true, name: "PD \(c.method)"))
-                }
-                body += add(LineChart(title: "\(model) · sparsity \(sparsity)", xLabel: "fine-tuning epoch", yLabel: "AP3 (solid), PD_test in points (dashed)", logY: true, series: s).render())
+                body += panel("\(model) · sparsity \(sparsity)", configs.filter { $0.sparsity == sparsity }.sorted { $0.method < $1.method }) { $0.method }
             }
             body += "</div>"
         }
