@@ -83,6 +83,13 @@ public final class Conv2d: Layer {
         var l: Int { oh * ow }
         var ckk: Int { c * k * k }
         var pointwise: Bool { k == 1 && s == 1 && p == 0 }
+        /// "Same" stride-1 convolutions (3×3 padding 1, 5×5 padding 2, …) use the row form.
+        var rowsApply: Bool { s == 1 && k > 1 && 2 * p == k - 1 }
+        /// Row form: rows of the padded image per image block, and rows of the row-unfolded input.
+        var block: Int { (h + 2 * p) * w }
+        var rowK: Int { c * k }
+        /// Images per row-form chunk: about 4,096 columns, the unfolded chunk bounded to 4 MB.
+        func rowChunk(_ n: Int) -> Int { max(1, min(n, (4096 + block - 1) / block, (1 << 20) / max(1, rowK * block))) }
         /// Images per GEMM: enough columns (≈4,096) for an efficient GEMM, col bounded to 4 MB so
         /// a chunk stays in cache (measured: 16 MB chunks were 5 % slower on vgg-small).
         func chunk(_ n: Int) -> Int {
@@ -123,6 +130,7 @@ public final class Conv2d: Layer {
 
     /// y [N, OC, OH, OW] = x [N, C, H, W] ⋆ weight [OC, C, K, K], chunk by chunk over the workers.
     private func convolve(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        if g.rowsApply { return convolveByRows(g, n: n, x: x, weight: wp, y: y) }
         let nb = g.chunk(n), imageSize = g.c * g.h * g.w
         _ = forEachChunk(n, nb) { start, cnt, ws in
             let cols = cnt * g.l
@@ -152,6 +160,123 @@ public final class Conv2d: Layer {
         }
     }
 
+    /// The row form of a "same" stride-1 convolution. Each image is unfolded only along x:
+    /// rows[(c, j), (image, r, x)] = x[c, r − p, x + j − p] over the vertically padded rows r, a third
+    /// of im2col's volume for 3×3 kernels. The kernel's row i then reads the same matrix shifted by
+    /// i image rows, so y = Σᵢ Wᵢ · rows[:, i·W …] with Wᵢ[o, (c, j)] = W[o, c, i, j]: K GEMMs that
+    /// accumulate, writing K − 1 junk rows per image that are skipped when copying out.
+    private func convolveByRows(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let nb = g.rowChunk(n), imageSize = g.c * g.h * g.w
+        let slices = Conv2d.kernelRows(g, wp)
+        _ = forEachChunk(n, nb) { start, cnt, ws in
+            let cols = cnt * g.block, useful = cols - (g.k - 1) * g.w
+            ws.reserve(&ws.col, g.rowK * cols)
+            ws.reserve(&ws.gathered, g.oc * cols)
+            ws.col.withUnsafeMutableBufferPointer { colBuf in
+                let rows = colBuf.baseAddress!
+                Conv2d.unfoldRows(g, x + start * imageSize, images: cnt, into: rows)
+                ws.gathered.withUnsafeMutableBufferPointer { outBuf in
+                    let out = outBuf.baseAddress!
+                    slices.withUnsafeBufferPointer { wk in
+                        for i in 0..<g.k {
+                            BLAS.gemm(m: g.oc, n: useful, k: g.rowK, a: wk.baseAddress! + i * g.oc * g.rowK, lda: g.rowK,
+                                      b: rows + i * g.w, ldb: cols, beta: i == 0 ? 0 : 1, c: out, ldc: cols, threads: 1)
+                        }
+                    }
+                    // out [OC, image blocks] → y: the first H·W columns of each block are the image.
+                    for img in 0..<cnt {
+                        for o in 0..<g.oc {
+                            (y + ((start + img) * g.oc + o) * g.l).update(from: out + o * cols + img * g.block, count: g.l)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// W split by kernel row: [K][OC][C·K], Wᵢ[o, c·K + j] = W[o, c, i, j].
+    static func kernelRows(_ g: Geometry, _ wp: UnsafePointer<Float>) -> [Float] {
+        var out = [Float](repeating: 0, count: g.k * g.oc * g.rowK)
+        for i in 0..<g.k {
+            for o in 0..<g.oc {
+                for c in 0..<g.c {
+                    for j in 0..<g.k { out[(i * g.oc + o) * g.rowK + c * g.k + j] = wp[((o * g.c + c) * g.k + i) * g.k + j] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// rows[(c, j), (image, r, x)] = x[image, c, r − p, x + j − p], zero outside the image.
+    static func unfoldRows(_ g: Geometry, _ x: UnsafePointer<Float>, images: Int, into rows: UnsafeMutablePointer<Float>) {
+        let (k, p, c, h, w) = (g.k, g.p, g.c, g.h, g.w)
+        let cols = images * g.block
+        for ch in 0..<c {
+            for j in 0..<k {
+                let lo = max(0, p - j), hi = min(w, w + p - j)   // x with x + j − p inside [0, w)
+                let row0 = rows + (ch * k + j) * cols
+                for img in 0..<images {
+                    let plane = x + (img * c + ch) * h * w
+                    let dst0 = row0 + img * g.block
+                    for r in 0..<(h + 2 * p) {
+                        let dst = dst0 + r * w
+                        let ih = r - p
+                        if ih < 0 || ih >= h {
+                            for q in 0..<w { dst[q] = 0 }
+                            continue
+                        }
+                        let src = plane + ih * w + (j - p)
+                        for q in 0..<lo { dst[q] = 0 }
+                        for q in lo..<hi { dst[q] = src[q] }
+                        for q in hi..<w { dst[q] = 0 }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dW for the row form: dWᵢ = dY · rows[:, i·W …]ᵀ, dY laid out like the forward's output
+    /// (junk rows zero), accumulated into the worker's dW in [OC, C, K, K] order.
+    private func weightGradientByRows(_ g: Geometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, start: Int, cnt: Int, ws: Workspace, first: Bool) {
+        let cols = cnt * g.block, useful = cols - (g.k - 1) * g.w
+        ws.reserve(&ws.col, g.rowK * cols)
+        ws.reserve(&ws.gathered, g.oc * cols)
+        ws.reserve(&ws.dcol, g.k * g.oc * g.rowK)
+        ws.reserve(&ws.dW, g.oc * g.ckk)
+        ws.col.withUnsafeMutableBufferPointer { colBuf in
+            Conv2d.unfoldRows(g, x + start * g.c * g.h * g.w, images: cnt, into: colBuf.baseAddress!)
+            ws.gathered.withUnsafeMutableBufferPointer { gb in
+                let dY = gb.baseAddress!
+                for o in 0..<g.oc {
+                    for img in 0..<cnt {
+                        let dst = dY + o * cols + img * g.block
+                        dst.update(from: dy + ((start + img) * g.oc + o) * g.l, count: g.l)
+                        (dst + g.l).update(repeating: 0, count: g.block - g.l)
+                    }
+                }
+                ws.dcol.withUnsafeMutableBufferPointer { dk in
+                    for i in 0..<g.k {
+                        BLAS.gemm(transB: true, m: g.oc, n: g.rowK, k: useful, a: dY, lda: cols, b: colBuf.baseAddress! + i * g.w, ldb: cols,
+                                  c: dk.baseAddress! + i * g.oc * g.rowK, ldc: g.rowK, threads: 1)
+                    }
+                    ws.dW.withUnsafeMutableBufferPointer { dw in
+                        for i in 0..<g.k {
+                            for o in 0..<g.oc {
+                                for c in 0..<g.c {
+                                    for j in 0..<g.k {
+                                        let v = dk[(i * g.oc + o) * g.rowK + c * g.k + j]
+                                        let at = ((o * g.c + c) * g.k + i) * g.k + j
+                                        dw[at] = first ? v : dw[at] + v
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     public func backward(_ dy: Tensor) throws -> Tensor {
         guard let x = input else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
         let g = geometry(x.shape), n = x.shape[0]
@@ -161,12 +286,21 @@ public final class Conv2d: Layer {
         // convolve a (K − 1 − P)-padded dy, mostly zeros (LeNet's 5×5 valid convolution: 2× slower).
         let transposed = computesInputGradient && g.s == 1 && !g.pointwise && 2 * g.p == g.k - 1
         let folded = computesInputGradient && !transposed
-        var dx = computesInputGradient ? Tensor(shape: x.shape, repeating: 0) : Tensor(shape: [0])
+        // The transposed path writes every element of dx; col2im adds into it and needs zeros.
+        var dx = !computesInputGradient ? Tensor(shape: [0])
+            : (transposed ? Tensor(shape: x.shape, unsafeUninitialized: { _ in }) : Tensor(shape: x.shape, repeating: 0))
         var workers = 0
         x.withPointer { xp in
             dy.withPointer { dyp in
                 weight.value.withPointer { wp in
                     dx.withMutablePointer { dxp in
+                        if g.rowsApply {
+                            let nbr = g.rowChunk(n)
+                            workers = forEachChunk(n, nbr) { start, cnt, ws in
+                                let first = start < nbr * max(1, min(Compute.threads, (n + nbr - 1) / nbr))
+                                self.weightGradientByRows(g, x: xp, dy: dyp, start: start, cnt: cnt, ws: ws, first: first)
+                            }
+                        } else {
                         workers = forEachChunk(n, nb) { start, cnt, ws in
                             let cols = cnt * g.l
                             ws.reserve(&ws.dW, g.oc * g.ckk)
@@ -214,6 +348,7 @@ public final class Conv2d: Layer {
                                     Conv2d.col2im(g, dc.baseAddress!, images: cnt, into: dxp + start * imageSize)
                                 }
                             }
+                        }
                         }
                         if transposed {
                             // dx = dy ⋆ W', W'[c, o, i, j] = W[o, c, K−1−i, K−1−j], padding K − 1 − P.
