@@ -10,15 +10,16 @@ public final class ReLU: Layer {
         let n = x.count
         let y = Tensor(shape: x.shape, unsafeUninitialized: { out in
             x.withPointer { p in
-                // 16 lanes at a time: a branch per element mispredicts on random signs.
-                var i = 0
+                // 16 lanes at a time (a branch per element mispredicts on random signs), split
+                // over threads in blocks of whole vectors.
                 let zero = SIMD16<Float>(repeating: 0)
-                while i + 16 <= n {
-                    let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
-                    UnsafeMutableRawPointer(out + i).storeBytes(of: zero.replacing(with: v, where: v .> zero), as: SIMD16<Float>.self)
-                    i += 16
+                parallelChunks(n / 16, threads: Compute.threads, minimumChunk: 4096) { blocks in
+                    for b in blocks {
+                        let v = UnsafeRawPointer(p + 16 * b).loadUnaligned(as: SIMD16<Float>.self)
+                        UnsafeMutableRawPointer(out + 16 * b).storeBytes(of: zero.replacing(with: v, where: v .> zero), as: SIMD16<Float>.self)
+                    }
                 }
-                while i < n { out[i] = p[i] > 0 ? p[i] : 0; i += 1 }   // NaN maps to 0
+                for i in (n / 16 * 16)..<n { out[i] = p[i] > 0 ? p[i] : 0 }   // NaN maps to 0
             }
         })
         output = mode == .train ? y : nil
@@ -32,15 +33,15 @@ public final class ReLU: Layer {
         return Tensor(shape: dy.shape, unsafeUninitialized: { out in
             y.withPointer { yp in
                 dy.withPointer { g in
-                    var i = 0
                     let zero = SIMD16<Float>(repeating: 0)
-                    while i + 16 <= n {
-                        let v = UnsafeRawPointer(yp + i).loadUnaligned(as: SIMD16<Float>.self)
-                        let d = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
-                        UnsafeMutableRawPointer(out + i).storeBytes(of: zero.replacing(with: d, where: v .> zero), as: SIMD16<Float>.self)
-                        i += 16
+                    parallelChunks(n / 16, threads: Compute.threads, minimumChunk: 4096) { blocks in
+                        for b in blocks {
+                            let v = UnsafeRawPointer(yp + 16 * b).loadUnaligned(as: SIMD16<Float>.self)
+                            let d = UnsafeRawPointer(g + 16 * b).loadUnaligned(as: SIMD16<Float>.self)
+                            UnsafeMutableRawPointer(out + 16 * b).storeBytes(of: zero.replacing(with: d, where: v .> zero), as: SIMD16<Float>.self)
+                        }
                     }
-                    while i < n { out[i] = yp[i] > 0 ? g[i] : 0; i += 1 }
+                    for i in (n / 16 * 16)..<n { out[i] = yp[i] > 0 ? g[i] : 0 }
                 }
             }
         })
