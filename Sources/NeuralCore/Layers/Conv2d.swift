@@ -83,10 +83,12 @@ public final class Conv2d: Layer {
         var l: Int { oh * ow }
         var ckk: Int { c * k * k }
         var pointwise: Bool { k == 1 && s == 1 && p == 0 }
-        /// "Same" stride-1 convolutions (3×3 padding 1, 5×5 padding 2, …) use the row form.
-        var rowsApply: Bool { s == 1 && k > 1 && 2 * p == k - 1 }
-        /// Row form: rows of the padded image per image block, and rows of the row-unfolded input.
-        var block: Int { (h + 2 * p) * w }
+        /// Stride-1 convolutions with kernels larger than 1×1 run forward in the row form.
+        var rowsApply: Bool { s == 1 && k > 1 }
+        /// "Same" convolutions (3×3 padding 1, 5×5 padding 2, …): their gradients use the row form too.
+        var same: Bool { rowsApply && 2 * p == k - 1 }
+        /// Row form: each image is a block of (H + 2P) rows of OW columns.
+        var block: Int { (h + 2 * p) * ow }
         var rowK: Int { c * k }
         /// Images per row-form chunk: about 4,096 columns, the unfolded chunk bounded to 4 MB.
         func rowChunk(_ n: Int) -> Int { max(1, min(n, (4096 + block - 1) / block, (1 << 20) / max(1, rowK * block))) }
@@ -160,16 +162,16 @@ public final class Conv2d: Layer {
         }
     }
 
-    /// The row form of a "same" stride-1 convolution. Each image is unfolded only along x:
-    /// rows[(c, j), (image, r, x)] = x[c, r − p, x + j − p] over the vertically padded rows r, a third
-    /// of im2col's volume for 3×3 kernels. The kernel's row i then reads the same matrix shifted by
-    /// i image rows, so y = Σᵢ Wᵢ · rows[:, i·W …] with Wᵢ[o, (c, j)] = W[o, c, i, j]: K GEMMs that
-    /// accumulate, writing K − 1 junk rows per image that are skipped when copying out.
+    /// The row form of a stride-1 convolution. Each image is unfolded only along x:
+    /// rows[(c, j), (image, r, x)] = x[c, r − p, x + j − p] over the vertically padded rows r and the
+    /// OW output columns, 1/K of im2col's volume. The kernel's row i then reads the same matrix
+    /// shifted by i rows, so y = Σᵢ Wᵢ · rows[:, i·OW …] with Wᵢ[o, (c, j)] = W[o, c, i, j]: K GEMMs
+    /// that accumulate, writing H + 2P − OH junk rows per image that are skipped when copying out.
     private func convolveByRows(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let nb = g.rowChunk(n), imageSize = g.c * g.h * g.w
         let slices = Conv2d.kernelRows(g, wp)
         _ = forEachChunk(n, nb) { start, cnt, ws in
-            let cols = cnt * g.block, useful = cols - (g.k - 1) * g.w
+            let cols = cnt * g.block, useful = cols - (g.k - 1) * g.ow
             ws.reserve(&ws.col, g.rowK * cols)
             ws.reserve(&ws.gathered, g.oc * cols)
             ws.col.withUnsafeMutableBufferPointer { colBuf in
@@ -180,7 +182,7 @@ public final class Conv2d: Layer {
                     slices.withUnsafeBufferPointer { wk in
                         for i in 0..<g.k {
                             BLAS.gemm(m: g.oc, n: useful, k: g.rowK, a: wk.baseAddress! + i * g.oc * g.rowK, lda: g.rowK,
-                                      b: rows + i * g.w, ldb: cols, beta: i == 0 ? 0 : 1, c: out, ldc: cols, threads: 1)
+                                      b: rows + i * g.ow, ldb: cols, beta: i == 0 ? 0 : 1, c: out, ldc: cols, threads: 1)
                         }
                     }
                     // out [OC, image blocks] → y: the first H·W columns of each block are the image.
@@ -207,28 +209,28 @@ public final class Conv2d: Layer {
         return out
     }
 
-    /// rows[(c, j), (image, r, x)] = x[image, c, r − p, x + j − p], zero outside the image.
+    /// rows[(c, j), (image, r, x)] = x[image, c, r − p, x + j − p] for x < OW, zero outside the image.
     static func unfoldRows(_ g: Geometry, _ x: UnsafePointer<Float>, images: Int, into rows: UnsafeMutablePointer<Float>) {
-        let (k, p, c, h, w) = (g.k, g.p, g.c, g.h, g.w)
+        let (k, p, c, h, w, ow) = (g.k, g.p, g.c, g.h, g.w, g.ow)
         let cols = images * g.block
         for ch in 0..<c {
             for j in 0..<k {
-                let lo = max(0, p - j), hi = min(w, w + p - j)   // x with x + j − p inside [0, w)
+                let lo = max(0, p - j), hi = min(ow, w + p - j)   // x with x + j − p inside [0, w)
                 let row0 = rows + (ch * k + j) * cols
                 for img in 0..<images {
                     let plane = x + (img * c + ch) * h * w
                     let dst0 = row0 + img * g.block
                     for r in 0..<(h + 2 * p) {
-                        let dst = dst0 + r * w
+                        let dst = dst0 + r * ow
                         let ih = r - p
                         if ih < 0 || ih >= h {
-                            for q in 0..<w { dst[q] = 0 }
+                            for q in 0..<ow { dst[q] = 0 }
                             continue
                         }
                         let src = plane + ih * w + (j - p)
                         for q in 0..<lo { dst[q] = 0 }
                         for q in lo..<hi { dst[q] = src[q] }
-                        for q in hi..<w { dst[q] = 0 }
+                        for q in hi..<ow { dst[q] = 0 }
                     }
                 }
             }
@@ -238,7 +240,7 @@ public final class Conv2d: Layer {
     /// dW for the row form: dWᵢ = dY · rows[:, i·W …]ᵀ, dY laid out like the forward's output
     /// (junk rows zero), accumulated into the worker's dW in [OC, C, K, K] order.
     private func weightGradientByRows(_ g: Geometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, start: Int, cnt: Int, ws: Workspace, first: Bool) {
-        let cols = cnt * g.block, useful = cols - (g.k - 1) * g.w
+        let cols = cnt * g.block, useful = cols - (g.k - 1) * g.ow
         ws.reserve(&ws.col, g.rowK * cols)
         ws.reserve(&ws.gathered, g.oc * cols)
         ws.reserve(&ws.dcol, g.k * g.oc * g.rowK)
@@ -256,7 +258,7 @@ public final class Conv2d: Layer {
                 }
                 ws.dcol.withUnsafeMutableBufferPointer { dk in
                     for i in 0..<g.k {
-                        BLAS.gemm(transB: true, m: g.oc, n: g.rowK, k: useful, a: dY, lda: cols, b: colBuf.baseAddress! + i * g.w, ldb: cols,
+                        BLAS.gemm(transB: true, m: g.oc, n: g.rowK, k: useful, a: dY, lda: cols, b: colBuf.baseAddress! + i * g.ow, ldb: cols,
                                   c: dk.baseAddress! + i * g.oc * g.rowK, ldc: g.rowK, threads: 1)
                     }
                     ws.dW.withUnsafeMutableBufferPointer { dw in
@@ -284,7 +286,7 @@ public final class Conv2d: Layer {
         let nb = g.chunk(n), imageSize = g.c * g.h * g.w
         // The transposed form pays off for "same" convolutions; with little padding it would
         // convolve a (K − 1 − P)-padded dy, mostly zeros (LeNet's 5×5 valid convolution: 2× slower).
-        let transposed = computesInputGradient && g.s == 1 && !g.pointwise && 2 * g.p == g.k - 1
+        let transposed = computesInputGradient && g.same
         let folded = computesInputGradient && !transposed
         // The transposed path writes every element of dx; col2im adds into it and needs zeros.
         var dx = !computesInputGradient ? Tensor(shape: [0])
@@ -294,7 +296,7 @@ public final class Conv2d: Layer {
             dy.withPointer { dyp in
                 weight.value.withPointer { wp in
                     dx.withMutablePointer { dxp in
-                        if g.rowsApply {
+                        if g.same {
                             let nbr = g.rowChunk(n)
                             workers = forEachChunk(n, nbr) { start, cnt, ws in
                                 let first = start < nbr * max(1, min(Compute.threads, (n + nbr - 1) / nbr))
