@@ -79,7 +79,11 @@ public struct SweepFile: Sendable, Equatable {
         }
         let data = try decode(DataSpec.self, map["data"], "data") ?? DataSpec()
         guard data.shards >= 1 else { throw SweepError.invalid("data.shards must be ≥ 1") }
-        guard let models = try decode([ModelSpec].self, map["models"], "models"), !models.isEmpty else {
+        let models: [ModelSpec]?
+        do { models = try decode([ModelSpec].self, map["models"], "models") } catch {
+            throw SweepError.invalid("\(error); architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let models, !models.isEmpty else {
             throw SweepError.invalid("models: give at least one, e.g. [{architecture: lenet5}]; architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var seeds: [UInt64]

@@ -145,7 +145,7 @@ public final class ZMQSocket: @unchecked Sendable {
     // MARK: endpoints
 
     public func bind(_ endpoint: String) throws {
-        if zmq_bind(handle, endpoint) != 0 { throw ZMQError.last("bind \(endpoint)") }
+        if zmq_bind(handle, endpoint) != 0 { throw ZMQError.last("bind \(endpoint) (endpoints look like tcp://*:5555; is the port in use?)") }
     }
 
     /// The endpoint actually bound (resolves "tcp://127.0.0.1:*" to the chosen port).
@@ -157,7 +157,7 @@ public final class ZMQSocket: @unchecked Sendable {
     }
 
     public func connect(_ endpoint: String) throws {
-        if zmq_connect(handle, endpoint) != 0 { throw ZMQError.last("connect \(endpoint)") }
+        if zmq_connect(handle, endpoint) != 0 { throw ZMQError.last("connect \(endpoint) (endpoints look like tcp://host:5555)") }
     }
 
     public func disconnect(_ endpoint: String) { zmq_disconnect(handle, endpoint) }
