@@ -44,7 +44,7 @@ final class SchedulerModelTests: XCTestCase {
         let journal = try Journal(path: dir + "/j.db")
         try journal.storePlan(plan, sweepText: "")
         var config = CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs")
-        config.heartbeatMs = 50; config.livenessMs = 300; config.leaseMs = 600; config.maxAttempts = maxAttempts
+        config.heartbeatMs = 50; config.livenessMs = 1000; config.leaseMs = 2000; config.maxAttempts = maxAttempts
         let coordinator = try SweepCoordinator(journal: journal, config: config)
         let endpoint = coordinator.endpoint
         let stop = AtomicFlag()
@@ -137,7 +137,7 @@ final class SchedulerModelTests: XCTestCase {
                     if Int(a.attempt) >= maxAttempts, model[a.taskID] == .open { model[a.taskID] = .failed }
                     w.current = nil
                 } else if roll < 80 && active.count > 1 {
-                    w.silentUntil = Date().addingTimeInterval(0.5)   // longer than the liveness window
+                    w.silentUntil = Date().addingTimeInterval(1.3)   // longer than the liveness window
                     if model[a.taskID] == .open, Int(a.attempt) >= maxAttempts { model[a.taskID] = .failed }
                 }
             } else if roll < 85, let old = w.finished.last {
