@@ -200,7 +200,7 @@ public final class SweepCoordinator {
             case let .blobChunk(chunk):
                 try receiveBlob(chunk, from: id)
             case let .result(r):
-                try handleResult(r, from: id, peer: peer)
+                try handleResult(r, from: id)
             case let .failure(f):
                 try handleFailure(f, from: id)
             case let .blobRequest(b):
@@ -245,7 +245,7 @@ public final class SweepCoordinator {
         onChange?()
     }
 
-    func handleResult(_ r: TaskResult, from id: String, peer: [UInt8]) throws {
+    func handleResult(_ r: TaskResult, from id: String) throws {
         // A result frees the worker's slot at once (its Ready follows, but need not be waited for).
         if var w = workers[id], w.task == r.taskID {
             w.task = nil

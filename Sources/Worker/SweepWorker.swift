@@ -205,8 +205,9 @@ public final class SweepWorker {
         guard let a = pendingAssign else { return }
         if let missing = a.requiredBlobs.first(where: { !FileManager.default.fileExists(atPath: cachePath($0)) }) {
             let part = cachePath(missing) + ".part"
-            let have = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? UInt64) ?? 0
-            try dealer.send(.blobRequest(BlobRequest(hash: missing, offset: have ?? 0, maxBytes: UInt32(maxChunk))))
+            // Resume a partial download where it stopped.
+            let have = ((try? FileManager.default.attributesOfItem(atPath: part))?[.size] as? NSNumber)?.uint64Value ?? 0
+            try dealer.send(.blobRequest(BlobRequest(hash: missing, offset: have, maxBytes: UInt32(maxChunk))))
             return
         }
         pendingAssign = nil

@@ -27,7 +27,8 @@ struct BenchTrain: ParsableCommand {
         print("apsweep bench train: batch \(batch), input [1, 28, 28], 10 classes, SGD momentum 0.9; \(BLAS.summary.replacingOccurrences(of: ", \(BLAS.threads) threads", with: "").replacingOccurrences(of: ", 1 thread", with: ""))")
         let python = resolveTorchPython()
         if python == nil { print("PyTorch: not found (set --torch-python or run Scripts/torch-venv); printing apsweep's figures only") }
-        print("model       threads   apsweep img/s   pytorch img/s   ratio")
+        print(zip(["model", "threads", "apsweep img/s", "pytorch img/s", "ratio"], [10, 9, 16, 16, 6])
+            .map { $0.0.padding(toLength: $0.1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
         for model in models {
             for t in threads {
                 BLAS.threads = t
@@ -36,8 +37,8 @@ struct BenchTrain: ParsableCommand {
                 var theirs: Double?
                 if let python { theirs = torchImagesPerSecond(python: python, model: model, threads: t) }
                 let ratio = theirs.map { String(format: "%.2f×", ours / $0) } ?? "–"
-                print(String(format: "%-10@  %7d   %13.0f   %13@   %@", model.rawValue as NSString, t, ours,
-                             (theirs.map { String(format: "%.0f", $0) } ?? "–") as NSString, ratio as NSString))
+                let cells = [model.rawValue, String(t), String(format: "%.0f", ours), theirs.map { String(format: "%.0f", $0) } ?? "–", ratio]
+                print(zip(cells, [10, 9, 16, 16, 6]).map { $0.0.padding(toLength: $0.1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
             }
         }
     }

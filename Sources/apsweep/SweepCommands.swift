@@ -182,7 +182,6 @@ struct SweepCommand: ParsableCommand {
             if let data { args += ["--data", data] }
             if sweep.data.shards > 1 { args += ["--shards-of", String(sweep.data.shards)] }
             p.arguments = args
-            p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
             let log = out + "/worker-\(k).log"
             FileManager.default.createFile(atPath: log, contents: nil)
             p.standardOutput = FileHandle(forWritingAtPath: log)

@@ -15,6 +15,9 @@ public final class BatchNorm: Layer {
     private var xhat: Tensor?
     private var invStd: [Float] = []
     private var lastMode = Mode.eval
+    /// Keep the input of eval-mode forwards so that backward can run through frozen statistics.
+    public var keepsEvalInput = false
+    private var evalInput: Tensor?
 
     /// `spatial` true makes a BatchNorm2d (input [N, C, H, W]), false a BatchNorm1d.
     public init(_ channels: Int, spatial: Bool, eps: Float = 1e-5, momentum: Float = 0.1) {
@@ -107,10 +110,6 @@ public final class BatchNorm: Layer {
         lastMode = mode
         return y
     }
-
-    /// Keep the input of eval-mode forwards so that backward can run through frozen statistics.
-    public var keepsEvalInput = false
-    private var evalInput: Tensor?
 
     public func backward(_ dy: Tensor) throws -> Tensor {
         let c = channels

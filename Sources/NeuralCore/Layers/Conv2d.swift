@@ -53,21 +53,22 @@ public final class Conv2d: Layer {
     }
     private var workspaces: [Workspace] = []
 
-    /// Runs `body(chunkStart, chunkCount, workspace)` over the batch's chunks of `nb` images,
-    /// spreading chunks over `Compute.threads` workers (each with its own workspace); GEMMs inside
-    /// run single-threaded.
-    private func forEachChunk(_ n: Int, _ nb: Int, _ body: (Int, Int, Workspace) -> Void) -> Int {
+    /// Runs `body(chunkStart, chunkCount, workspace, first)` over the batch's chunks of `nb` images,
+    /// spreading chunks over `Compute.threads` workers (each with its own workspace; `first` is true
+    /// for the first chunk a workspace sees in this call, so accumulators can start fresh); GEMMs
+    /// inside run single-threaded.
+    private func forEachChunk(_ n: Int, _ nb: Int, _ body: (Int, Int, Workspace, Bool) -> Void) -> Int {
         let chunks = (n + nb - 1) / nb
         let workers = max(1, min(Compute.threads, chunks))
         while workspaces.count < workers { workspaces.append(Workspace()) }
         if workers == 1 {
-            for c in 0..<chunks { body(c * nb, min(nb, n - c * nb), workspaces[0]) }
+            for c in 0..<chunks { body(c * nb, min(nb, n - c * nb), workspaces[0], c == 0) }
         } else {
             let spaces = workspaces
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var c = w
                 while c < chunks {
-                    body(c * nb, min(nb, n - c * nb), spaces[w])
+                    body(c * nb, min(nb, n - c * nb), spaces[w], c == w)
                     c += workers
                 }
             }
@@ -134,7 +135,7 @@ public final class Conv2d: Layer {
     private func convolve(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         if g.rowsApply { return convolveByRows(g, n: n, x: x, weight: wp, y: y) }
         let nb = g.chunk(n), imageSize = g.c * g.h * g.w
-        _ = forEachChunk(n, nb) { start, cnt, ws in
+        _ = forEachChunk(n, nb) { start, cnt, ws, _ in
             let cols = cnt * g.l
             let src: UnsafePointer<Float>
             if g.pointwise {
@@ -170,7 +171,7 @@ public final class Conv2d: Layer {
     private func convolveByRows(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let nb = g.rowChunk(n), imageSize = g.c * g.h * g.w
         let slices = Conv2d.kernelRows(g, wp)
-        _ = forEachChunk(n, nb) { start, cnt, ws in
+        _ = forEachChunk(n, nb) { start, cnt, ws, _ in
             let cols = cnt * g.block, useful = cols - (g.k - 1) * g.ow
             ws.reserve(&ws.col, g.rowK * cols)
             ws.reserve(&ws.gathered, g.oc * cols)
@@ -185,7 +186,7 @@ public final class Conv2d: Layer {
                                       b: rows + i * g.ow, ldb: cols, beta: i == 0 ? 0 : 1, c: out, ldc: cols, threads: 1)
                         }
                     }
-                    // out [OC, image blocks] → y: the first H·W columns of each block are the image.
+                    // out [OC, image blocks] → y: the first OH·OW columns of each block are the image.
                     for img in 0..<cnt {
                         for o in 0..<g.oc {
                             (y + ((start + img) * g.oc + o) * g.l).update(from: out + o * cols + img * g.block, count: g.l)
@@ -298,12 +299,11 @@ public final class Conv2d: Layer {
                     dx.withMutablePointer { dxp in
                         if g.same {
                             let nbr = g.rowChunk(n)
-                            workers = forEachChunk(n, nbr) { start, cnt, ws in
-                                let first = start < nbr * max(1, min(Compute.threads, (n + nbr - 1) / nbr))
+                            workers = forEachChunk(n, nbr) { start, cnt, ws, first in
                                 self.weightGradientByRows(g, x: xp, dy: dyp, start: start, cnt: cnt, ws: ws, first: first)
                             }
                         } else {
-                        workers = forEachChunk(n, nb) { start, cnt, ws in
+                        workers = forEachChunk(n, nb) { start, cnt, ws, first in
                             let cols = cnt * g.l
                             ws.reserve(&ws.dW, g.oc * g.ckk)
                             // dyc [OC, cnt·L]
@@ -331,7 +331,6 @@ public final class Conv2d: Layer {
                                 colp = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
                             }
                             // dW_worker [OC, CKK] (+)= dyc · colᵀ: a worker's first chunk overwrites
-                            let first = start < nb * max(1, min(Compute.threads, (n + nb - 1) / nb))
                             ws.dW.withUnsafeMutableBufferPointer { dw in
                                 BLAS.gemm(transB: true, m: g.oc, n: g.ckk, k: cols, a: dyc, lda: cols, b: colp, ldb: cols,
                                           beta: first ? 0 : 1, c: dw.baseAddress!, ldc: g.ckk, threads: 1)
