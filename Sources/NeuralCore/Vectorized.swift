@@ -21,23 +21,26 @@ public func vectorSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
     return total
 }
 
-/// (Σ a[i]·b[i]) over n elements, blocked as `vectorSum`.
+/// (Σ a[i], Σ a[i]·b[i]) in one pass over a, blocked as `vectorSum`.
 @inlinable
-public func vectorDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Double {
-    var total = 0.0
+public func vectorSumAndDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
+    var sum = 0.0, dot = 0.0
     var i = 0
     while i < n {
         let end = Swift.min(n, i + 1024)
-        var acc = SIMD16<Float>(repeating: 0)
+        var s = SIMD16<Float>(repeating: 0), d = SIMD16<Float>(repeating: 0)
         while i + 16 <= end {
-            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
+            let x = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
+            s += x
+            d += x * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
             i += 16
         }
-        var s = Double(acc.sum())
-        while i < end { s += Double(a[i] * b[i]); i += 1 }
-        total += s
+        var ts = Double(s.sum()), td = Double(d.sum())
+        while i < end { ts += Double(a[i]); td += Double(a[i] * b[i]); i += 1 }
+        sum += ts
+        dot += td
     }
-    return total
+    return (sum, dot)
 }
 
 /// (Σ (p[i] − c), Σ (p[i] − c)²) over n elements, blocked as `vectorSum`; c is a shift that keeps

@@ -23,6 +23,16 @@ final class LayerGradientTests: XCTestCase {
         try gc.check(Conv2d(2, 3, kernel: 3, padding: 1, rng: &rng), input: randomTensor([2, 2, 5, 5], seed: 4))
     }
 
+    func testConv2dWinogradSameAndValid() throws {
+        // Winograd F(2×2, 3×3) forced on small layers: odd and even sizes, padding 1 and 0, no bias.
+        var rng = SeededGenerator(seed: 1)
+        for (shape, padding, bias) in [([2, 2, 5, 5], 1, true), ([2, 3, 4, 6], 1, false), ([1, 2, 7, 5], 0, true), ([3, 2, 4, 4], 2, true)] {
+            let conv = Conv2d(shape[1], 3, kernel: 3, padding: padding, bias: bias, rng: &rng)
+            conv.algorithm = .winograd
+            try gc.check(conv, input: randomTensor(shape, seed: 40 + UInt64(shape[2])))
+        }
+    }
+
     func testConv2dStrideTwoNoBias() throws {
         var rng = SeededGenerator(seed: 1)
         try gc.check(Conv2d(3, 4, kernel: 3, stride: 2, bias: false, rng: &rng), input: randomTensor([2, 3, 7, 6], seed: 5))

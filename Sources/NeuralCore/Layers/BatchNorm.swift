@@ -132,8 +132,9 @@ public final class BatchNorm: Layer {
                     var sdy = 0.0, sdyh = 0.0
                     for i in 0..<n {
                         let o = (i * c + ch) * inner
-                        sdy += vectorSum(dyp + o, inner)
-                        sdyh += vectorDot(dyp + o, hp + o, inner)
+                        let (s, d) = vectorSumAndDot(dyp + o, hp + o, inner)
+                        sdy += s
+                        sdyh += d
                     }
                     dg[ch] += Float(sdyh)
                     db[ch] += Float(sdy)

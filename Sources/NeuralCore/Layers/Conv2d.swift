@@ -18,6 +18,8 @@ public final class Conv2d: Layer {
     public let bias: Parameter?
     /// When false, `backward` skips d(input) (first layer of a model) and returns an empty tensor.
     public var computesInputGradient = true
+    /// How the convolution is computed; every choice gives the same result up to rounding.
+    public var algorithm: Algorithm = .automatic
     private var input: Tensor?
 
     /// Initialised as PyTorch does: U(-1/√fan_in, 1/√fan_in), fan_in = C·KH·KW.
@@ -44,20 +46,21 @@ public final class Conv2d: Layer {
         ((h + 2 * padding - kernel.h) / stride + 1, (w + 2 * padding - kernel.w) / stride + 1)
     }
 
-    /// Scratch memory of one worker thread: unfolded patches, gathered outputs, weight gradient.
-    private final class Workspace {
-        var col: [Float] = [], gathered: [Float] = [], dcol: [Float] = [], dW: [Float] = []
+    /// Scratch memory of one worker thread: unfolded patches, gathered outputs, weight gradient,
+    /// a padded plane (Winograd).
+    final class Workspace {
+        var col: [Float] = [], gathered: [Float] = [], dcol: [Float] = [], dW: [Float] = [], plane: [Float] = []
         func reserve(_ buffer: inout [Float], _ count: Int) {
             if buffer.count < count { buffer = [Float](repeating: 0, count: count) }
         }
     }
-    private var workspaces: [Workspace] = []
+    var workspaces: [Workspace] = []
 
     /// Runs `body(chunkStart, chunkCount, workspace, first)` over the batch's chunks of `nb` images,
     /// spreading chunks over `Compute.threads` workers (each with its own workspace; `first` is true
     /// for the first chunk a workspace sees in this call, so accumulators can start fresh); GEMMs
     /// inside run single-threaded.
-    private func forEachChunk(_ n: Int, _ nb: Int, _ body: (Int, Int, Workspace, Bool) -> Void) -> Int {
+    func forEachChunk(_ n: Int, _ nb: Int, _ body: (Int, Int, Workspace, Bool) -> Void) -> Int {
         let chunks = (n + nb - 1) / nb
         let workers = max(1, min(Compute.threads, chunks))
         while workspaces.count < workers { workspaces.append(Workspace()) }
@@ -133,6 +136,7 @@ public final class Conv2d: Layer {
 
     /// y [N, OC, OH, OW] = x [N, C, H, W] ⋆ weight [OC, C, K, K], chunk by chunk over the workers.
     private func convolve(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        if winogradApplies(g) { return convolveWinograd(g, n: n, x: x, weight: wp, y: y) }
         if g.rowsApply { return convolveByRows(g, n: n, x: x, weight: wp, y: y) }
         let nb = g.chunk(n), imageSize = g.c * g.h * g.w
         _ = forEachChunk(n, nb) { start, cnt, ws, _ in
@@ -284,6 +288,7 @@ public final class Conv2d: Layer {
         guard let x = input else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
         let g = geometry(x.shape), n = x.shape[0]
         try expect(dy.shape, describeShape([n, g.oc, g.oh, g.ow]), dy.shape == [n, g.oc, g.oh, g.ow])
+        if winogradApplies(g) { return backwardWinograd(g, x: x, dy: dy) }
         let nb = g.chunk(n), imageSize = g.c * g.h * g.w
         // The transposed form pays off for "same" convolutions; with little padding it would
         // convolve a (K − 1 − P)-padded dy, mostly zeros (LeNet's 5×5 valid convolution: 2× slower).
@@ -367,17 +372,54 @@ public final class Conv2d: Layer {
                 }
             }
         }
-        // dW += Σ over workers; db [OC] += Σ_{N, OH, OW} dy
+        // dW += Σ over workers
         weight.grad.withMutablePointer { gw in
             for ws in workspaces.prefix(workers) {
                 ws.dW.withUnsafeBufferPointer { d in for i in 0..<(g.oc * g.ckk) { gw[i] += d[i] } }
             }
         }
+        addBiasGradient(g, dy)
+        return dx
+    }
+
+    /// db [OC] += Σ_{N, OH, OW} dy
+    private func addBiasGradient(_ g: Geometry, _ dy: Tensor) {
+        let n = dy.shape[0]
         dy.withPointer { dyp in
             bias?.grad.withMutablePointer { gb in
                 for i in 0..<(n * g.oc) { gb[i % g.oc] += Float(vectorSum(dyp + i * g.l, g.l)) }
             }
         }
+    }
+
+    /// Backward in the Winograd domain (Conv2dWinograd.swift): the workers' dU are summed, then
+    /// transformed back into the weight gradient.
+    private func backwardWinograd(_ g: Geometry, x: Tensor, dy: Tensor) -> Tensor {
+        let n = x.shape[0]
+        var dx = computesInputGradient ? Tensor(shape: x.shape, unsafeUninitialized: { _ in }) : Tensor(shape: [0])
+        let u = weight.value.withPointer { Conv2d.winogradFilters(g, $0) }
+        var workers = 0
+        let wantsDx = computesInputGradient
+        x.withPointer { xp in
+            dy.withPointer { dyp in
+                dx.withMutablePointer { dxp in
+                    u.withUnsafeBufferPointer { ub in
+                        workers = forEachChunk(n, WinogradChunk.images(g, n)) { start, cnt, ws, first in
+                            self.winogradBackwardChunk(g, x: xp, dy: dyp, u: ub.baseAddress!, dx: wantsDx ? dxp : nil,
+                                                       start: start, count: cnt, ws: ws, first: first)
+                        }
+                    }
+                }
+            }
+        }
+        var du = [Float](repeating: 0, count: 16 * g.oc * g.c)
+        for ws in workspaces.prefix(workers) {
+            ws.dW.withUnsafeBufferPointer { d in for i in 0..<du.count { du[i] += d[i] } }
+        }
+        weight.grad.withMutablePointer { gw in
+            du.withUnsafeBufferPointer { Conv2d.addWinogradFilterGradient(g, $0.baseAddress!, into: gw) }
+        }
+        addBiasGradient(g, dy)
         return dx
     }
 
