@@ -33,19 +33,20 @@ public final class SGD: Optimizer {
             let n = p.value.count
             if mu != 0 && buffers[index] == nil { buffers[index] = [Float](repeating: 0, count: n) }
             let first = stepsTaken[index] == 0
-            p.grad.withPointer { g in
-                p.value.withMutablePointer { w in
-                    if mu == 0 {
-                        for i in 0..<n { w[i] -= lr * (g[i] + wd * w[i]) }
+            let nesterov = self.nesterov
+            let g = p.grad.withPointer { $0 }, w = p.value.withMutablePointer { $0 }
+            let b = mu == 0 ? nil : buffers[index]!.withUnsafeMutableBufferPointer { $0.baseAddress! }
+            withExtendedLifetime((p, buffers[index])) {
+                // Elementwise: large tensors are split over the threads.
+                parallelChunks(n, threads: Compute.threads, minimumChunk: 1 << 15) { range in
+                    guard let b else {
+                        for i in range { w[i] -= lr * (g[i] + wd * w[i]) }
                         return
                     }
-                    buffers[index]!.withUnsafeMutableBufferPointer { bb in
-                        let b = bb.baseAddress!
-                        for i in 0..<n {
-                            let d = g[i] + wd * w[i]
-                            b[i] = first ? d : mu * b[i] + d
-                            w[i] -= lr * (nesterov ? d + mu * b[i] : b[i])
-                        }
+                    for i in range {
+                        let d = g[i] + wd * w[i]
+                        b[i] = first ? d : mu * b[i] + d
+                        w[i] -= lr * (nesterov ? d + mu * b[i] : b[i])
                     }
                 }
             }

@@ -91,13 +91,14 @@ public final class MaxPool2d: Layer {
         try expect(dy.shape, "\(argmax.count) elements", dy.count == argmax.count)
         let planeIn = shape[2] * shape[3], planeOut = dy.shape[2] * dy.shape[3]
         var dx = Tensor(shape: shape)
-        dy.withPointer { dyp in
-            dx.withMutablePointer { dxp in
-                argmax.withUnsafeBufferPointer { ap in
-                    for plane in 0..<(shape[0] * shape[1]) {
-                        let d = dxp + plane * planeIn
-                        for o in (plane * planeOut)..<((plane + 1) * planeOut) { d[Int(ap[o])] += dyp[o] }
-                    }
+        let dyp = dy.withPointer { $0 }, dxp = dx.withMutablePointer { $0 }
+        let ap = argmax.withUnsafeBufferPointer { $0.baseAddress! }
+        withExtendedLifetime((dy, dx, argmax)) {
+            // Planes are independent: split them over the threads.
+            parallelChunks(shape[0] * shape[1], threads: Compute.threads, minimumChunk: max(1, 4096 / max(1, planeIn))) { planes in
+                for plane in planes {
+                    let d = dxp + plane * planeIn
+                    for o in (plane * planeOut)..<((plane + 1) * planeOut) { d[Int(ap[o])] += dyp[o] }
                 }
             }
         }
