@@ -16,13 +16,14 @@
 /// Matrices:  Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
 ///            Aᵀ = [1 1 1 0; 0 1 −1 −1].
 ///
-/// Layout: the images of a chunk are laid side by side, each in a zero-padded block of
-/// WP = 2·TW + 2 columns, so that one row of tiles runs across every image of the chunk: TW + 1
-/// tiles per image (the last straddles two blocks; its results are never used and its gradient
-/// is zero), J of them per row (rounded up to a multiple of 8, zero beyond). Rows of tiles are
-/// long and contiguous whatever the image size, and every transform runs 8 tiles per SIMD step.
-/// A chunk has N = TH · J columns, tile (ty, image, tx) in column ty·J + image·(TW + 1) + tx;
-/// V is [16][C][N], M and dM are [16][OC][N], U is [16][OC][C].
+/// Layout: the images of a chunk are laid side by side in one zero-padded plane, P = W + p columns
+/// apart, so that neighbours share their padding (p ≤ 2) and one row of tiles runs across every
+/// image of the chunk. Output x of image i sits at column i·P + x of that long row; the 2 − p
+/// columns between two images' outputs are computed but never used (their gradient is zero).
+/// A row has J tiles (⌈images·P / 2⌉ rounded up to a multiple of 8, zero beyond): rows are long
+/// and contiguous whatever the image size, and every transform runs 8 tiles per SIMD step.
+/// A chunk has N = TH · J columns, tile (ty, t) in column ty·J + t; V is [16][C][N], M and dM are
+/// [16][OC][N], U is [16][OC][C].
 extension Conv2d {
     /// How a convolution is computed.
     public enum Algorithm: Sendable {
@@ -37,15 +38,11 @@ extension Conv2d {
 
     /// The tile layout of one chunk of images (see the type's comment).
     struct WinogradChunk {
-        let th: Int, tw: Int, images: Int
-        /// Tiles per image in a row of tiles (one straddles into the next image's block).
-        var span: Int { tw + 1 }
+        let th: Int, pitch: Int, images: Int
         /// Tiles per row of tiles, a multiple of 8.
-        var j: Int { (images * span + 7) / 8 * 8 }
+        let j: Int
         /// Columns of the Winograd-domain matrices.
         var n: Int { th * j }
-        /// Columns of an image's block in a padded row.
-        var block: Int { 2 * tw + 2 }
         /// Floats per padded row: 2·J + 2 needed, rounded to whole SIMD16 steps.
         var rowWidth: Int { 2 * j + 16 }
         /// Rows of the padded input plane.
@@ -53,27 +50,22 @@ extension Conv2d {
 
         init(_ g: Geometry, images: Int) {
             th = (g.oh + 1) / 2
-            tw = (g.ow + 1) / 2
+            pitch = g.w + g.p
             self.images = images
+            j = ((images * pitch + 1) / 2 + 7) / 8 * 8
         }
 
-        /// Images per chunk: about 1,024 columns, V and M at most 1 M floats (4 MB) each, and a
-        /// multiple of the count that makes J a multiple of 8 without padding, where that fits.
+        /// Images per chunk: about 1,024 columns, V and M at most 1 M floats (4 MB) each.
         static func images(_ g: Geometry, _ n: Int) -> Int {
-            let one = WinogradChunk(g, images: 1)
-            var unit = 8
-            while unit > 1 && (one.span * unit / 2) % 8 == 0 { unit /= 2 }   // 8 / gcd(span, 8)
-            let perImage = one.th * one.span
+            let perImage = max(1, (g.oh + 1) / 2 * (g.w + g.p) / 2)
             let byColumns = (1024 + perImage - 1) / perImage
-            let byMemory = max(1, (1 << 20) / (16 * max(g.c, g.oc) * perImage))
-            var count = min(byMemory, (byColumns + unit - 1) / unit * unit)
-            if count >= unit { count -= count % unit }
-            return max(1, min(n, count))
+            let byMemory = (1 << 20) / (16 * max(g.c, g.oc) * perImage)
+            return max(1, min(n, byColumns, byMemory))
         }
     }
 
     func winogradApplies(_ g: Geometry) -> Bool {
-        guard g.k == 3 && g.s == 1 else { return false }
+        guard g.k == 3 && g.s == 1 && g.p <= 2 else { return false }
         switch algorithm {
         case .gemm: return false
         case .winograd: return true
@@ -128,14 +120,14 @@ extension Conv2d {
     // MARK: Data transforms
 
     /// Copies channel `c` of the chunk's images into the padded plane [HP, rowWidth]: image i's
-    /// plane at rows P…, columns i·WP + P…; zeros elsewhere.
+    /// plane at rows p…, columns i·P + p…; zeros elsewhere.
     static func padInputs(_ g: Geometry, _ k: WinogradChunk, _ x: UnsafePointer<Float>, channel c: Int,
                           into plane: UnsafeMutablePointer<Float>) {
         let width = k.rowWidth
         plane.update(repeating: 0, count: k.hp * width)
         for img in 0..<k.images {
             let src = x + (img * g.c + c) * g.h * g.w
-            let dst = plane + g.p * width + img * k.block + g.p
+            let dst = plane + g.p * width + img * k.pitch + g.p
             for r in 0..<g.h { (dst + r * width).update(from: src + r * g.w, count: g.w) }
         }
     }
@@ -197,14 +189,14 @@ extension Conv2d {
             let second = 2 * ty + 1 < g.oh
             for img in 0..<k.images {
                 let plane = y + (img * g.oc + o) * g.l + 2 * ty * g.ow
-                plane.update(from: out0 + img * k.block, count: g.ow)
-                if second { (plane + g.ow).update(from: out1 + img * k.block, count: g.ow) }
+                plane.update(from: out0 + img * k.pitch, count: g.ow)
+                if second { (plane + g.ow).update(from: out1 + img * k.pitch, count: g.ow) }
             }
         }
     }
 
-    /// dM[ξ][column] = (A dY Aᵀ)[ξ] for output channel o of every image of the chunk (outputs
-    /// beyond a plane, and straddling tiles, get zero): the adjoint of `winogradOutputTiles`.
+    /// dM[ξ][column] = (A dY Aᵀ)[ξ] for output channel o of every image of the chunk (the unused
+    /// columns between and after the images get zero): the adjoint of `winogradOutputTiles`.
     /// `plane` is scratch of 2·TH·rowWidth.
     static func winogradOutputGradientTiles(_ g: Geometry, _ k: WinogradChunk, _ dy: UnsafePointer<Float>, channel o: Int,
                                             plane: UnsafeMutablePointer<Float>, into dm: UnsafeMutablePointer<Float>, stride: Int) {
@@ -212,7 +204,7 @@ extension Conv2d {
         plane.update(repeating: 0, count: 2 * k.th * width)
         for img in 0..<k.images {
             let src = dy + (img * g.oc + o) * g.l
-            for r in 0..<g.oh { (plane + r * width + img * k.block).update(from: src + r * g.ow, count: g.ow) }
+            for r in 0..<g.oh { (plane + r * width + img * k.pitch).update(from: src + r * g.ow, count: g.ow) }
         }
         for ty in 0..<k.th {
             let r0 = plane + 2 * ty * width, r1 = r0 + width
@@ -270,7 +262,7 @@ extension Conv2d {
         }
         for img in 0..<k.images {
             let out = dx + (img * g.c + c) * g.h * g.w
-            let src = plane + g.p * width + img * k.block + g.p
+            let src = plane + g.p * width + img * k.pitch + g.p
             for r in 0..<g.h { (out + r * g.w).update(from: src + r * width, count: g.w) }
         }
     }
