@@ -443,7 +443,7 @@ public final class Conv2d: Layer {
                 }
             }
         }
-        var du = [Float](repeating: 0, count: 16 * g.oc * g.c)
+        var du = [Float](repeating: 0, count: Conv2d.winogradPositions * g.oc * g.c)
         for ws in workspaces.prefix(workers) {
             ws.dW.withUnsafeBufferPointer { d in for i in 0..<du.count { du[i] += d[i] } }
         }
