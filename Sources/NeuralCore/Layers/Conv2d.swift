@@ -21,6 +21,8 @@ public final class Conv2d: Layer {
     /// How the convolution is computed; every choice gives the same result up to rounding.
     public var algorithm: Algorithm = .automatic
     private var input: Tensor?
+    /// The kernels in the Winograd domain as the last training forward used them, for backward.
+    private var winogradFilters: [Float]?
 
     /// Initialised as PyTorch does: U(-1/√fan_in, 1/√fan_in), fan_in = C·KH·KW.
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -121,11 +123,18 @@ public final class Conv2d: Layer {
                        && x.shape[2] + 2 * padding >= kernel.h && x.shape[3] + 2 * padding >= kernel.w)
         let g = geometry(x.shape), n = x.shape[0]
         var y = Tensor(shape: [n, g.oc, g.oh, g.ow], unsafeUninitialized: { _ in })   // every element is written below
+        var filters: [Float]? = nil
         x.withPointer { xp in
             weight.value.withPointer { wp in
-                y.withMutablePointer { yp in convolve(g, n: n, x: xp, weight: wp, y: yp) }
+                y.withMutablePointer { yp in
+                    guard winogradApplies(g) else { return convolve(g, n: n, x: xp, weight: wp, y: yp) }
+                    let u = Conv2d.winogradFilters(g, wp)
+                    convolveWinograd(g, n: n, x: xp, filters: u, y: yp)
+                    filters = u
+                }
             }
         }
+        winogradFilters = mode == .train ? filters : nil
         if let bias {
             let yp = y.withMutablePointer { $0 }, bp = bias.value.withPointer { $0 }, l = g.l, oc = g.oc
             withExtendedLifetime((y, bias)) {
@@ -143,7 +152,7 @@ public final class Conv2d: Layer {
 
     /// y [N, OC, OH, OW] = x [N, C, H, W] ⋆ weight [OC, C, K, K], chunk by chunk over the workers.
     private func convolve(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        if winogradApplies(g) { return convolveWinograd(g, n: n, x: x, weight: wp, y: y) }
+        if winogradApplies(g) { return convolveWinograd(g, n: n, x: x, filters: Conv2d.winogradFilters(g, wp), y: y) }
         if g.rowsApply { return convolveByRows(g, n: n, x: x, weight: wp, y: y) }
         let nb = g.chunk(n), imageSize = g.c * g.h * g.w
         _ = forEachChunk(n, nb) { start, cnt, ws, _ in
@@ -428,7 +437,7 @@ public final class Conv2d: Layer {
     private func backwardWinograd(_ g: Geometry, x: Tensor, dy: Tensor) -> Tensor {
         let n = x.shape[0]
         var dx = computesInputGradient ? Tensor(shape: x.shape, unsafeUninitialized: { _ in }) : Tensor(shape: [0])
-        let u = weight.value.withPointer { Conv2d.winogradFilters(g, $0) }
+        let u = winogradFilters ?? weight.value.withPointer { Conv2d.winogradFilters(g, $0) }
         var workers = 0
         let wantsDx = computesInputGradient
         x.withPointer { xp in

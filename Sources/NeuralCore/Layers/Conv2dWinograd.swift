@@ -327,9 +327,10 @@ extension Conv2d {
 
     // MARK: Forward and backward
 
-    /// y = x ⋆ weight over the whole batch, chunk by chunk on the workers (bias added by the caller).
-    func convolveWinograd(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        let u = Conv2d.winogradFilters(g, wp), positions = Conv2d.winogradPositions
+    /// y = x ⋆ weight over the whole batch, chunk by chunk on the workers, from the kernels in the
+    /// Winograd domain, `filters` = `winogradFilters(g, weight)` (bias added by the caller).
+    func convolveWinograd(_ g: Geometry, n: Int, x: UnsafePointer<Float>, filters u: [Float], y: UnsafeMutablePointer<Float>) {
+        let positions = Conv2d.winogradPositions
         _ = forEachChunk(n, WinogradChunk.images(g, n)) { start, cnt, ws, _ in
             let k = WinogradChunk(g, images: cnt), cols = k.n
             ws.reserve(&ws.col, positions * g.c * cols)
