@@ -69,7 +69,15 @@ public final class Journal {
     }
 
     /// Stores the plan once; a journal that holds another plan is refused (one sweep per journal).
+    /// The data fingerprints the plan fixes are pinned; one that contradicts a fingerprint the
+    /// journal already pinned is refused (the sweep ran on other data).
     public func storePlan(_ plan: Plan, sweepText: String) throws {
+        for (key, fp) in plan.fingerprints.sorted(by: { $0.key < $1.key }) {
+            if let pinned = try meta(key), pinned != fp {
+                throw JournalError.schema("\(path): the sweep ran on \(key.dropFirst("fingerprint:".count)) with SHA-256 \(pinned), the sweep file says \(fp); fix data.fingerprints or give a new --journal")
+            }
+            try setMeta(key, fp)
+        }
         let count = try countTasks()
         if count > 0 {
             var known = Set<String>()

@@ -14,9 +14,17 @@ public struct Plan: Sendable {
         public init(id: String, task: SweepTask, dependsOn: String?) { self.id = id; self.task = task; self.dependsOn = dependsOn }
     }
     public let entries: [Entry]
+    /// Data fingerprints the sweep file fixes, by `Plan.fingerprintKey` (journaled with the plan).
+    public let fingerprints: [String: String]
 
     /// A plan from explicit entries (benchmarks and tests).
-    public init(entries: [Entry]) { self.entries = entries }
+    public init(entries: [Entry], fingerprints: [String: String] = [:]) {
+        self.entries = entries
+        self.fingerprints = fingerprints
+    }
+
+    /// The journal's meta key under which the fingerprint of a dataset's shard is pinned.
+    public static func fingerprintKey(dataset: String, shard: Int, of count: Int) -> String { "fingerprint:\(dataset):\(shard)/\(count)" }
 
     /// `count` no-op tasks sleeping `sleepMs` each (coordinator benchmarks).
     public static func noop(count: Int, sleepMs: Int) throws -> Plan {
@@ -53,5 +61,10 @@ public struct Plan: Sendable {
             }
         }
         self.entries = entries
+        var pins: [String: String] = [:]
+        for (shard, fp) in sweep.data.fingerprints.enumerated() {
+            pins[Plan.fingerprintKey(dataset: sweep.data.dataset, shard: shard, of: sweep.data.shards)] = fp.lowercased()
+        }
+        fingerprints = pins
     }
 }

@@ -151,7 +151,7 @@ public final class SweepCoordinator {
         context.close()
     }
 
-    static func fingerprintKey(_ t: SweepTask) -> String { "fingerprint:\(t.dataset):\(t.shardIndex)/\(t.shardCount)" }
+    static func fingerprintKey(_ t: SweepTask) -> String { Plan.fingerprintKey(dataset: t.dataset, shard: t.shardIndex, of: t.shardCount) }
 
     // MARK: messages
 
@@ -235,6 +235,14 @@ public final class SweepCoordinator {
         }
         if hello.runningTaskID.isEmpty { entry.task = nil }
         workers[id] = entry
+        // Say in the journal (and so in `status`) why a worker will stay idle: data the sweep pinned otherwise.
+        for d in hello.data {
+            let key = Plan.fingerprintKey(dataset: d.dataset, shard: Int(d.shardIndex), of: Int(d.shardCount))
+            if let pinned = pinnedFingerprints[key], pinned != d.fingerprint {
+                try journal.event(nil, id, "data-mismatch",
+                                  "\(d.dataset) shard \(d.shardIndex)/\(d.shardCount) has SHA-256 \(d.fingerprint.prefix(12)), the sweep runs on \(pinned.prefix(12)); this worker gets no task of it")
+            }
+        }
         var welcome = Welcome()
         welcome.coordinatorID = "apsweep-coordinator"
         welcome.sweepID = sweepID

@@ -9,7 +9,7 @@ import Yams
 ///
 /// ```yaml
 /// name: quickstart
-/// data: {dataset: fashion-mnist, shards: 1}
+/// data: {dataset: fashion-mnist, shards: 1}   # optional fingerprints: [<sha256 of each shard>]
 /// models: [{architecture: lenet5}]
 /// trials: 2                 # or seeds: [1, 2]
 /// baseline: {epochs: 3, lr: 0.05}
@@ -27,11 +27,21 @@ public struct SweepFile: Sendable, Equatable {
         public var dataset: String
         /// The training set is split into this many shards (rule mod-v1); trial t uses shard t mod shards.
         public var shards: Int
-        public init(dataset: String = "fashion-mnist", shards: Int = 1) { self.dataset = dataset; self.shards = shards }
+        /// The SHA-256 of each shard as `apsweep data info` prints it (one per shard, in shard
+        /// order), or empty. Given, only workers holding exactly that data get its tasks; without
+        /// them the coordinator pins the fingerprint of the first worker that leases a task of a
+        /// shard, which keeps a sweep consistent but cannot tell which copy is the right one.
+        public var fingerprints: [String]
+        public init(dataset: String = "fashion-mnist", shards: Int = 1, fingerprints: [String] = []) {
+            self.dataset = dataset
+            self.shards = shards
+            self.fingerprints = fingerprints
+        }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.init(dataset: try c.decodeIfPresent(String.self, forKey: .dataset) ?? "fashion-mnist",
-                      shards: try c.decodeIfPresent(Int.self, forKey: .shards) ?? 1)
+                      shards: try c.decodeIfPresent(Int.self, forKey: .shards) ?? 1,
+                      fingerprints: try c.decodeIfPresent([String].self, forKey: .fingerprints) ?? [])
         }
     }
     public struct PruneGrid: Sendable, Equatable {
@@ -77,8 +87,19 @@ public struct SweepFile: Sendable, Equatable {
                 throw SweepError.invalid("\(field): \(SweepFile.describe(error))")
             }
         }
+        if let fields = map["data"] as? [String: Any], let bad = fields.keys.first(where: { !["dataset", "shards", "fingerprints"].contains($0) }) {
+            throw SweepError.invalid("data: unknown field '\(bad)'; allowed: dataset, shards, fingerprints")
+        }
         let data = try decode(DataSpec.self, map["data"], "data") ?? DataSpec()
         guard data.shards >= 1 else { throw SweepError.invalid("data.shards must be ≥ 1") }
+        if !data.fingerprints.isEmpty {
+            guard data.fingerprints.count == data.shards else {
+                throw SweepError.invalid("data.fingerprints: \(data.fingerprints.count) given for \(data.shards) shard(s); give one SHA-256 per shard, in shard order, as `apsweep data info` prints them")
+            }
+            if let bad = data.fingerprints.first(where: { $0.count != 64 || !$0.allSatisfy(\.isHexDigit) }) {
+                throw SweepError.invalid("data.fingerprints: '\(bad)' is not a SHA-256 (64 hexadecimal digits, as `apsweep data info` prints it)")
+            }
+        }
         let models: [ModelSpec]?
         do { models = try decode([ModelSpec].self, map["models"], "models") } catch {
             throw SweepError.invalid("\(error); architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")

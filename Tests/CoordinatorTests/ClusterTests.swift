@@ -21,7 +21,10 @@ final class LocalCluster {
     var sweepPath: String { dir + "/sweep.yaml" }
     let baselineEpochs: Int, fineTuneEpochs: Int
 
-    init(shards: Int = 1, trials: Int = 2, sparsities: String = "[0.3, 0.6]", fineTuneEpochs: Int = 2, baselineEpochs: Int = 2) throws {
+    /// `pinned`: the sweep file fixes the fingerprint of `whole.apshard`; `other.apshard` holds
+    /// other data under the same name and shard.
+    init(shards: Int = 1, trials: Int = 2, sparsities: String = "[0.3, 0.6]", fineTuneEpochs: Int = 2, baselineEpochs: Int = 2,
+         pinned: Bool = false) throws {
         self.baselineEpochs = baselineEpochs
         self.fineTuneEpochs = fineTuneEpochs
         dir = NSTemporaryDirectory() + "apsweep-cluster-\(getpid())-\(UUID().uuidString.prefix(6))"
@@ -31,10 +34,14 @@ final class LocalCluster {
         for k in 0..<shards {
             try ShardFile.write(Shard(name: "synthetic", index: k, of: shards, train: whole.train, test: whole.test), to: "\(dir)/shard-\(k).apshard")
         }
-        try ShardFile.write(Shard(name: "synthetic", train: whole.train, test: whole.test), to: "\(dir)/whole.apshard")
+        let wholeShard = Shard(name: "synthetic", train: whole.train, test: whole.test)
+        try ShardFile.write(wholeShard, to: "\(dir)/whole.apshard")
+        let other = try SyntheticBlocks.shard(seed: 7)
+        try ShardFile.write(Shard(name: "synthetic", train: other.train, test: other.test), to: "\(dir)/other.apshard")
+        let pins = pinned ? ", fingerprints: [\(wholeShard.fingerprint)]" : ""
         let yaml = """
             name: test
-            data: {dataset: synthetic, shards: \(shards)}
+            data: {dataset: synthetic, shards: \(shards)\(pins)}
             models: [{architecture: lenet5, width: 0.5, input_shape: [1, 12, 12], classes: 4}]
             trials: \(trials)
             baseline: {epochs: \(baselineEpochs), batch: 16, lr: 0.05}
@@ -247,6 +254,27 @@ final class ShardPlacementTests: XCTestCase {
             let spec = try SweepTask.decode(t.spec)
             XCTAssertEqual(t.state, .done)
             XCTAssertEqual(t.worker, spec.shardIndex == 0 ? "zero" : "one", t.label)
+        }
+    }
+}
+
+extension ClusterTests {
+    /// A sweep file that fixes its data's fingerprint: a worker holding other data under the same
+    /// name connects first and still gets nothing (the journal says why); the right worker runs all.
+    func testPinnedFingerprintKeepsAWorkerWithOtherDataIdle() throws {
+        let cluster = try LocalCluster(trials: 1, sparsities: "[0.5]", fineTuneEpochs: 1, baselineEpochs: 1, pinned: true)
+        defer { cluster.shutdown() }
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: cluster.binary.path), "apsweep is not built next to the tests")
+        _ = try cluster.startCoordinator()
+        try cluster.startWorker("other", shard: "other.apshard")
+        try cluster.waitUntil(30, "the other worker's data-mismatch event") {
+            try Journal(path: cluster.journalPath).events(kind: "data-mismatch").contains { $0.worker == "other" }
+        }
+        try cluster.startWorker("right")
+        try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
+        for t in try cluster.tasks() {
+            XCTAssertEqual(t.state, .done, t.label)
+            XCTAssertEqual(t.worker, "right", t.label)
         }
     }
 }

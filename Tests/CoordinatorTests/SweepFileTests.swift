@@ -39,6 +39,12 @@ final class SweepFileTests: XCTestCase {
         XCTAssert(message("models: [{architecture: lenet6}]\nprune: {}").contains("models"), message("models: [{architecture: lenet6}]\nprune: {}"))
         XCTAssert(message(": : :").contains("not valid YAML") || message(": : :").contains("mapping"))
         XCTAssert(message("models: [{architecture: lenet5}]\nprune: {metrics: [cauchy]}").contains("prune.metrics: unknown metric"))
+        let sha = String(repeating: "ab", count: 32)
+        XCTAssert(message("data: {shards: 2, fingerprints: [\(sha)]}\nmodels: [{architecture: lenet5}]\nprune: {}")
+            .contains("data.fingerprints: 1 given for 2 shard(s)"))
+        XCTAssert(message("data: {fingerprints: [abc]}\nmodels: [{architecture: lenet5}]\nprune: {}").contains("'abc' is not a SHA-256"))
+        XCTAssert(message("data: {fingerprint: \(sha)}\nmodels: [{architecture: lenet5}]\nprune: {}").contains("data: unknown field 'fingerprint'"))
+        XCTAssertEqual(try SweepFile.parse("data: {fingerprints: [\(sha)]}\nmodels: [{architecture: lenet5}]\nprune: {}").data.fingerprints, [sha])
     }
 
     func testExamplesParse() throws {
