@@ -216,6 +216,17 @@ def checkpoints_both_ways():
     save("apsweep_vgg_small_logits", {"x": x, "y": loaded(x).detach()}, {"width": 0.25, "loaded_with": "strict=True"})
 
 
+def winograd_cases():
+    """Convolutions apsweep computes with Winograd F(4x4, 3x3) (3x3, stride 1, >= 8 input channels):
+    odd sizes (partial tiles), padding 1 and 0. Seeded on their own, so `--only winograd` rewrites
+    just these files."""
+    torch.manual_seed(43)
+    layer_case("conv2d_winograd_p1", nn.Conv2d(16, 8, 3, padding=1), torch.randn(3, 16, 9, 11),
+               {"layer": "conv2d", "in": 16, "out": 8, "kernel": 3, "stride": 1, "padding": 1, "bias": True})
+    layer_case("conv2d_winograd_valid", nn.Conv2d(8, 12, 3, bias=False), torch.randn(2, 8, 10, 7),
+               {"layer": "conv2d", "in": 8, "out": 12, "kernel": 3, "stride": 1, "padding": 0, "bias": False})
+
+
 def _strip_prefix(name, prefix):
     from safetensors import safe_open
     path = os.path.join(OUT, name + ".safetensors")
@@ -226,4 +237,8 @@ def _strip_prefix(name, prefix):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--only", "winograd"]:
+        winograd_cases()
+    else:
+        main()
+        winograd_cases()

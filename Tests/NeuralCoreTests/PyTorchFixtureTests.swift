@@ -81,6 +81,14 @@ final class PyTorchFixtureTests: XCTestCase {
         try checkLayer("conv2d_s1p1", Conv2d(3, 4, kernel: 3, padding: 1, rng: &rng))
         try checkLayer("conv2d_s2p2_nobias", Conv2d(2, 3, kernel: 5, stride: 2, padding: 2, bias: false, rng: &rng))
     }
+    func testConv2dWinograd() throws {
+        // The Winograd F(4×4, 3×3) path against torch directly: odd sizes, padding 1 and 0.
+        let same = Conv2d(16, 8, kernel: 3, padding: 1, rng: &rng), valid = Conv2d(8, 12, kernel: 3, bias: false, rng: &rng)
+        same.algorithm = .winograd
+        valid.algorithm = .winograd
+        try checkLayer("conv2d_winograd_p1", same)
+        try checkLayer("conv2d_winograd_valid", valid)
+    }
     func testPools() throws {
         try checkLayer("maxpool_k3s2p1", MaxPool2d(kernel: 3, stride: 2, padding: 1))
         try checkLayer("avgpool_k3s2p1", AvgPool2d(kernel: 3, stride: 2, padding: 1))
