@@ -270,7 +270,12 @@ public final class Conv2d: Layer {
 
     /// dW for the row form: dWᵢ = dY · rows[:, i·W …]ᵀ, dY laid out like the forward's output
     /// (junk rows zero), accumulated into the worker's dW in [OC, C, K, K] order.
-    private func weightGradientByRows(_ g: Geometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, start: Int, cnt: Int, ws: Workspace, first: Bool) {
+    ///
+    /// With `kernels` (the row-split weight, `kernelRows`) and `dx`, also the input gradient: the
+    /// adjoint of the forward, drows[:, i·OW …] += Wᵢᵀ · dY, folded back into dx by `foldRows`
+    /// (stride-1 convolutions that are not "same"; those use the transposed convolution).
+    private func backwardByRows(_ g: Geometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, start: Int, cnt: Int, ws: Workspace, first: Bool,
+                                kernels: UnsafePointer<Float>? = nil, dx: UnsafeMutablePointer<Float>? = nil) {
         let cols = cnt * g.block, useful = cols - (g.k - 1) * g.ow
         ws.reserve(&ws.col, g.rowK * cols)
         if cnt > 1 { ws.reserve(&ws.gathered, g.oc * cols) }
@@ -313,6 +318,37 @@ public final class Conv2d: Layer {
                         }
                     }
                 }
+                guard let kernels, let dx else { return }
+                // The unfolded rows are not needed any more: they become d(rows).
+                let drows = colBuf.baseAddress!
+                drows.update(repeating: 0, count: g.rowK * cols)
+                for i in 0..<g.k {
+                    BLAS.gemm(transA: true, m: g.rowK, n: useful, k: g.oc, a: kernels + i * g.oc * g.rowK, lda: g.rowK,
+                              b: dY, ldb: ldY, beta: 1, c: drows + i * g.ow, ldc: cols, threads: 1)
+                }
+                Conv2d.foldRows(g, drows, images: cnt, into: dx + start * g.c * g.h * g.w)
+            }
+        }
+    }
+
+    /// dx[image, c, r − p, x + j − p] += rows[(c, j), (image, r, x)]: the adjoint of `unfoldRows`
+    /// (positions outside the image are dropped).
+    static func foldRows(_ g: Geometry, _ rows: UnsafePointer<Float>, images: Int, into dx: UnsafeMutablePointer<Float>) {
+        let (k, p, c, h, w, ow) = (g.k, g.p, g.c, g.h, g.w, g.ow)
+        let cols = images * g.block
+        for ch in 0..<c {
+            for j in 0..<k {
+                let lo = max(0, p - j), hi = min(ow, w + p - j)
+                guard lo < hi else { continue }
+                let row0 = rows + (ch * k + j) * cols
+                for img in 0..<images {
+                    let plane = dx + (img * c + ch) * h * w
+                    let src0 = row0 + img * g.block
+                    for ih in 0..<h {
+                        let src = src0 + (ih + p) * ow, dst = plane + ih * w + (j - p)
+                        for q in lo..<hi { dst[q] += src[q] }
+                    }
+                }
             }
         }
     }
@@ -335,10 +371,15 @@ public final class Conv2d: Layer {
             dy.withPointer { dyp in
                 weight.value.withPointer { wp in
                     dx.withMutablePointer { dxp in
-                        if g.same {
-                            let nbr = g.rowChunk(n)
-                            workers = forEachChunk(n, nbr) { start, cnt, ws, first in
-                                self.weightGradientByRows(g, x: xp, dy: dyp, start: start, cnt: cnt, ws: ws, first: first)
+                        if g.rowsApply {
+                            // Stride 1: the weight gradient in the row form; the input gradient of a
+                            // "same" convolution below (transposed), of any other folded by rows.
+                            let kernels = folded ? Conv2d.kernelRows(g, wp) : []
+                            kernels.withUnsafeBufferPointer { kb in
+                                workers = forEachChunk(n, g.rowChunk(n)) { start, cnt, ws, first in
+                                    self.backwardByRows(g, x: xp, dy: dyp, start: start, cnt: cnt, ws: ws, first: first,
+                                                        kernels: folded ? kb.baseAddress! : nil, dx: folded ? dxp : nil)
+                                }
                             }
                         } else {
                         workers = forEachChunk(n, nb) { start, cnt, ws, first in
