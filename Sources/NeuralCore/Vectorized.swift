@@ -21,22 +21,24 @@ public func vectorSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
     return total
 }
 
-/// (Σ a[i], Σ a[i]·b[i]) in one pass over a, blocked as `vectorSum`.
+/// (Σ a[i], Σ a[i]·(b[i] − c)) in one pass, blocked as `vectorSum`; c is a shift (a mean) that
+/// keeps the products well conditioned.
 @inlinable
-public func vectorSumAndDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
+public func vectorSumAndShiftedDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, shift c: Float) -> (Double, Double) {
     var sum = 0.0, dot = 0.0
     var i = 0
+    let cv = SIMD16<Float>(repeating: c)
     while i < n {
         let end = Swift.min(n, i + 1024)
         var s = SIMD16<Float>(repeating: 0), d = SIMD16<Float>(repeating: 0)
         while i + 16 <= end {
             let x = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
             s += x
-            d += x * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
+            d += x * (UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self) - cv)
             i += 16
         }
         var ts = Double(s.sum()), td = Double(d.sum())
-        while i < end { ts += Double(a[i]); td += Double(a[i] * b[i]); i += 1 }
+        while i < end { ts += Double(a[i]); td += Double(a[i] * (b[i] - c)); i += 1 }
         sum += ts
         dot += td
     }

@@ -12,7 +12,10 @@ public final class BatchNorm: Layer {
     public let eps: Float, momentum: Float
     public let weight: Parameter, bias: Parameter
     public let runningMean: Buffer, runningVar: Buffer, batchesTracked: Buffer
-    private var xhat: Tensor?
+    /// The training forward's input and batch statistics: backward recomputes x̂ = (x − mean)·invStd
+    /// instead of keeping a tensor of it (one write and one activation-sized buffer less per step).
+    private var trainInput: Tensor?
+    private var batchMean: [Float] = []
     private var invStd: [Float] = []
     private var lastMode = Mode.eval
     /// Keep the input of eval-mode forwards so that backward can run through frozen statistics.
@@ -54,15 +57,16 @@ public final class BatchNorm: Layer {
             throw NeuralCoreError.shapeMismatch(layer: path, expected: "more than one value per channel in training", actual: x.shape)
         }
         var y = Tensor(shape: x.shape, unsafeUninitialized: { _ in })
-        var xh = Tensor(shape: mode == .train ? x.shape : [0], unsafeUninitialized: { _ in })
         if invStd.count != c { invStd = [Float](repeating: 0, count: c) }
+        if batchMean.count != c { batchMean = [Float](repeating: 0, count: c) }
         let momentum = self.momentum, eps = self.eps
         let training = mode == .train
-        let xp = x.withPointer { $0 }, yp = y.withMutablePointer { $0 }, hp = xh.withMutablePointer { $0 }
+        let xp = x.withPointer { $0 }, yp = y.withMutablePointer { $0 }
         let gp = weight.value.withPointer { $0 }, bp = bias.value.withPointer { $0 }
         let rm = runningMean.value.withMutablePointer { $0 }, rv = runningVar.value.withMutablePointer { $0 }
         let isd = invStd.withUnsafeMutableBufferPointer { $0.baseAddress! }
-        withExtendedLifetime((x, y, xh)) {
+        let bm = batchMean.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        withExtendedLifetime((x, y)) {
             parallelChunks(c, threads: Compute.threads) { range in
                 for ch in range {
                     var mean: Float, inv: Float
@@ -85,26 +89,22 @@ public final class BatchNorm: Layer {
                         inv = 1 / (rv[ch] + eps).squareRoot()
                     }
                     isd[ch] = inv
+                    bm[ch] = mean
                     let scale = gp[ch] * inv, offset = bp[ch] - mean * gp[ch] * inv
                     for i in 0..<n {
                         let o = (i * c + ch) * inner
                         let src = xp + o, dst = yp + o
-                        if training {
-                            let h = hp + o
-                            for j in 0..<inner { h[j] = (src[j] - mean) * inv; dst[j] = src[j] * scale + offset }
-                        } else {
-                            for j in 0..<inner { dst[j] = src[j] * scale + offset }
-                        }
+                        for j in 0..<inner { dst[j] = src[j] * scale + offset }
                     }
                 }
             }
         }
         if mode == .train {
             batchesTracked.value.scalars[0] += 1
-            xhat = xh
+            trainInput = x
         } else {
-            // Eval-mode backward (frozen statistics) needs x̂ too; keep it only when asked to.
-            xhat = nil
+            // Eval-mode backward (frozen statistics) needs the input too; keep it only when asked to.
+            trainInput = nil
             evalInput = keepsEvalInput ? x : nil
         }
         lastMode = mode
@@ -118,33 +118,36 @@ public final class BatchNorm: Layer {
             try expect(dy.shape, describeShape(x.shape), dy.shape == x.shape)
             return backwardFrozen(x, dy)
         }
-        guard let xh = xhat else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
-        try expect(dy.shape, describeShape(xh.shape), dy.shape == xh.shape)
-        let n = xh.shape[0], inner = xh.count / (n * c), m = Float(n * inner)
-        var dx = Tensor(shape: xh.shape, unsafeUninitialized: { _ in })
-        let hp = xh.withPointer { $0 }, dyp = dy.withPointer { $0 }, dxp = dx.withMutablePointer { $0 }
+        guard let x = trainInput else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
+        try expect(dy.shape, describeShape(x.shape), dy.shape == x.shape)
+        let n = x.shape[0], inner = x.count / (n * c), m = Float(n * inner)
+        var dx = Tensor(shape: x.shape, unsafeUninitialized: { _ in })
+        let xp = x.withPointer { $0 }, dyp = dy.withPointer { $0 }, dxp = dx.withMutablePointer { $0 }
         let gp = weight.value.withPointer { $0 }
         let dg = weight.grad.withMutablePointer { $0 }, db = bias.grad.withMutablePointer { $0 }
-        let isd = invStd.withUnsafeBufferPointer { $0.baseAddress! }
-        withExtendedLifetime((xh, dy, dx)) {
+        let isd = invStd.withUnsafeBufferPointer { $0.baseAddress! }, bm = batchMean.withUnsafeBufferPointer { $0.baseAddress! }
+        withExtendedLifetime((x, dy, dx)) {
             parallelChunks(c, threads: Compute.threads) { range in
                 for ch in range {
-                    var sdy = 0.0, sdyh = 0.0
+                    let mean = bm[ch], inv = isd[ch]
+                    // Σ dy and Σ dy·(x − mean); Σ dy·x̂ is the latter times invStd.
+                    var sdy = 0.0, sdyc = 0.0
                     for i in 0..<n {
                         let o = (i * c + ch) * inner
-                        let (s, d) = vectorSumAndDot(dyp + o, hp + o, inner)
+                        let (s, d) = vectorSumAndShiftedDot(dyp + o, xp + o, inner, shift: mean)
                         sdy += s
-                        sdyh += d
+                        sdyc += d
                     }
+                    let sdyh = sdyc * Double(inv)
                     dg[ch] += Float(sdyh)
                     db[ch] += Float(sdy)
-                    // dx = γ/(σ·M) · (M·dy − Σdy − x̂·Σdy·x̂)
-                    let k = gp[ch] * isd[ch] / m
-                    let a = Float(sdy), b = Float(sdyh)
+                    // dx = γ/(σ·M) · (M·dy − Σdy − x̂·Σdy·x̂), x̂ = (x − mean)·invStd
+                    let k = gp[ch] * inv / m
+                    let a = Float(sdy), b = Float(sdyh) * inv
                     for i in 0..<n {
                         let o = (i * c + ch) * inner
-                        let g = dyp + o, h = hp + o, d = dxp + o
-                        for j in 0..<inner { d[j] = k * (m * g[j] - a - h[j] * b) }
+                        let g = dyp + o, h = xp + o, d = dxp + o
+                        for j in 0..<inner { d[j] = k * (m * g[j] - a - (h[j] - mean) * b) }
                     }
                 }
             }
