@@ -426,7 +426,13 @@ public final class SweepCoordinator {
         do {
             try router.send(.assign(assign), to: workers[id]!.identity)
         } catch {
+            // The Assign never left: the worker's connection is gone (killed between its last
+            // message and now). It is dead as surely as a silent one, and the attempt that could not
+            // be sent does not count against max_attempts.
             workers[id]!.alive = false
+            workers[id]!.task = nil
+            try journal.event(nil, id, "worker-dead", "unreachable: \(error)")
+            tasks[i].attempt -= 1
             try releaseLease(i, reason: "cannot reach worker \(id): \(error)", now: now)
         }
         onChange?()

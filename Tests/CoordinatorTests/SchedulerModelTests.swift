@@ -181,3 +181,43 @@ struct SeedRNG {
         return state
     }
 }
+
+/// A worker whose connection is gone by the time its Assign is sent (killed right after its last
+/// message): the coordinator journals it dead at once, puts the task back, and does not count the
+/// attempt that never left.
+final class UnreachableWorkerTests: XCTestCase {
+    func testAssignToAVanishedWorkerMarksItDeadWithoutCountingTheAttempt() throws {
+        let dir = NSTemporaryDirectory() + "apsweep-unreachable-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try Journal(path: dir + "/j.db")
+        try journal.storePlan(try Plan.noop(count: 1, sleepMs: 0), sweepText: "")
+        let coordinator = try SweepCoordinator(journal: journal, config: CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs"))
+        defer { coordinator.close() }
+        let context = try ZMQContext()
+        defer { context.close() }
+        let dealer = try DealerEndpoint(context: context, connect: coordinator.endpoint, identity: "gone")
+        var hello = Hello()
+        hello.workerID = "gone"; hello.softwareVersion = "test"
+        try dealer.send(.hello(hello))
+        try dealer.send(.ready(Ready(slots: 1)))
+        // The coordinator takes in both messages (not scheduling yet), then the worker vanishes.
+        var handled = 0
+        let until = Date().addingTimeInterval(5)
+        while handled < 2 && Date() < until {
+            if let incoming = try coordinator.router.receive(timeoutMs: 50) { try coordinator.handle(incoming); handled += 1 }
+        }
+        XCTAssertEqual(handled, 2, "Hello and Ready reached the coordinator")
+        dealer.socket.close()
+        usleep(1_000_000)   // the ROUTER sees the connection close (milliseconds on loopback; margin for a loaded CI)
+        try coordinator.schedule(nowMs())
+        let task = try XCTUnwrap(try journal.loadTasks().first)
+        XCTAssertEqual(task.state, .stale, "the task is back for another worker")
+        XCTAssertEqual(task.attempt, 0, "the attempt that could not be sent is not counted")
+        let dead = try journal.events(kind: "worker-dead")
+        XCTAssertEqual(dead.map(\.worker), ["gone"])
+        XCTAssert(dead.first?.detail?.hasPrefix("unreachable") == true, dead.first?.detail ?? "no detail")
+        XCTAssertFalse(coordinator.workers["gone"]!.alive)
+    }
+}
