@@ -494,6 +494,15 @@ public final class SweepCoordinator {
 
     // MARK: status
 
+    /// True when every shard the worker holds contradicts a fingerprint the sweep pinned: it will
+    /// never get a task (`status` shows it as "other-data", not as an idle worker).
+    func holdsOnlyOtherData(_ w: WorkerEntry) -> Bool {
+        !w.hello.data.isEmpty && w.hello.data.allSatisfy { d in
+            let pinned = pinnedFingerprints[Plan.fingerprintKey(dataset: d.dataset, shard: Int(d.shardIndex), of: Int(d.shardCount))]
+            return pinned != nil && pinned != d.fingerprint
+        }
+    }
+
     public func status(_ request: StatusRequest = StatusRequest()) -> StatusReply {
         var reply = StatusReply()
         reply.sweepID = sweepID
@@ -516,7 +525,7 @@ public final class SweepCoordinator {
             var s = WorkerStatus()
             s.workerID = id; s.host = w.hello.host; s.cores = w.hello.cores; s.currentTask = w.task ?? ""
             s.epoch = w.epoch; s.heartbeatAgeMs = UInt64(max(0, now - w.lastSeenMs)); s.tasksDone = UInt32(w.tasksDone)
-            s.state = !w.alive ? "dead" : (w.task != nil ? "busy" : "idle")
+            s.state = !w.alive ? "dead" : (w.task != nil ? "busy" : (holdsOnlyOtherData(w) ? "other-data" : "idle"))
             return s
         }
         let maxFailures = Int(request.maxFailures == 0 ? 5 : request.maxFailures)
@@ -526,7 +535,7 @@ public final class SweepCoordinator {
             return Double(f - s) / 1000
         }
         let remaining = Double(counts.total - counts.done - counts.failed)
-        let alive = max(1, workers.values.filter(\.alive).count)
+        let alive = max(1, workers.values.filter { $0.alive && !holdsOnlyOtherData($0) }.count)
         reply.etaSeconds = durations.isEmpty ? -1 : remaining * (durations.reduce(0, +) / Double(durations.count)) / Double(alive)
         reply.uptimeMs = UInt64(now - started)
         reply.lateResultsDropped = UInt64(lateResultsDropped)

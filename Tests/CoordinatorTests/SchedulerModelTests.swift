@@ -221,3 +221,54 @@ final class UnreachableWorkerTests: XCTestCase {
         XCTAssertFalse(coordinator.workers["gone"]!.alive)
     }
 }
+
+/// A sweep that pins its data: a worker holding other data is journaled as `data-mismatch` and
+/// shown as "other-data" in `status` (not as an idle worker); one holding the pinned data is idle.
+final class PinnedDataStatusTests: XCTestCase {
+    func testWorkerWithOtherDataIsShownAsSuch() throws {
+        let dir = NSTemporaryDirectory() + "apsweep-pinned-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let right = String(repeating: "1f", count: 32), wrong = String(repeating: "2e", count: 32)
+        let sweep = try SweepFile.parse("""
+            data: {dataset: synthetic, fingerprints: [\(right)]}
+            models: [{architecture: lenet5, width: 0.5, input_shape: [1, 12, 12], classes: 4}]
+            prune: {methods: [lowest], sparsities: [0.5]}
+            """)
+        let journal = try Journal(path: dir + "/j.db")
+        try journal.storePlan(try Plan(sweep), sweepText: "")
+        XCTAssertEqual(try journal.meta(Plan.fingerprintKey(dataset: "synthetic", shard: 0, of: 1)), right, "pinned with the plan")
+        let coordinator = try SweepCoordinator(journal: journal, config: CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs"))
+        defer { coordinator.close() }
+        let context = try ZMQContext()
+        defer { context.close() }
+        var dealers: [DealerEndpoint] = []
+        for (id, fingerprint) in [("stale-copy", wrong), ("good", right)] {
+            let dealer = try DealerEndpoint(context: context, connect: coordinator.endpoint, identity: id)
+            var hello = Hello()
+            hello.workerID = id; hello.softwareVersion = "test"
+            hello.data = [DataHolding(dataset: "synthetic", fingerprint: fingerprint)]
+            try dealer.send(.hello(hello))
+            dealers.append(dealer)
+        }
+        var handled = 0
+        let until = Date().addingTimeInterval(5)
+        while handled < 2 && Date() < until {
+            if let incoming = try coordinator.router.receive(timeoutMs: 50) { try coordinator.handle(incoming); handled += 1 }
+        }
+        XCTAssertEqual(handled, 2)
+        let states = Dictionary(uniqueKeysWithValues: coordinator.status().workers.map { ($0.workerID, $0.state) })
+        XCTAssertEqual(states, ["stale-copy": "other-data", "good": "idle"])
+        XCTAssertEqual(try journal.events(kind: "data-mismatch").map(\.worker), ["stale-copy"])
+        // A resumed journal refuses a sweep file that pins other data.
+        let other = try SweepFile.parse("""
+            data: {dataset: synthetic, fingerprints: [\(wrong)]}
+            models: [{architecture: lenet5, width: 0.5, input_shape: [1, 12, 12], classes: 4}]
+            prune: {methods: [lowest], sparsities: [0.5]}
+            """)
+        XCTAssertThrowsError(try journal.storePlan(try Plan(other), sweepText: "")) { error in
+            XCTAssert("\(error)".contains("fix data.fingerprints or give a new --journal"), "\(error)")
+        }
+    }
+}
