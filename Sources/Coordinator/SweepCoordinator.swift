@@ -237,8 +237,7 @@ public final class SweepCoordinator {
         workers[id] = entry
         // Say in the journal (and so in `status`) why a worker will stay idle: data the sweep pinned otherwise.
         for d in hello.data {
-            let key = Plan.fingerprintKey(dataset: d.dataset, shard: Int(d.shardIndex), of: Int(d.shardCount))
-            if let pinned = pinnedFingerprints[key], pinned != d.fingerprint {
+            if let pinned = contradictedPin(d) {
                 try journal.event(nil, id, "data-mismatch",
                                   "\(d.dataset) shard \(d.shardIndex)/\(d.shardCount) has SHA-256 \(d.fingerprint.prefix(12)), the sweep runs on \(pinned.prefix(12)); this worker gets no task of it")
             }
@@ -497,10 +496,13 @@ public final class SweepCoordinator {
     /// True when every shard the worker holds contradicts a fingerprint the sweep pinned: it will
     /// never get a task (`status` shows it as "other-data", not as an idle worker).
     func holdsOnlyOtherData(_ w: WorkerEntry) -> Bool {
-        !w.hello.data.isEmpty && w.hello.data.allSatisfy { d in
-            let pinned = pinnedFingerprints[Plan.fingerprintKey(dataset: d.dataset, shard: Int(d.shardIndex), of: Int(d.shardCount))]
-            return pinned != nil && pinned != d.fingerprint
-        }
+        !w.hello.data.isEmpty && w.hello.data.allSatisfy { contradictedPin($0) != nil }
+    }
+
+    /// The fingerprint the sweep pinned for this dataset's shard when `d` holds other data, else nil.
+    func contradictedPin(_ d: DataHolding) -> String? {
+        let pinned = pinnedFingerprints[Plan.fingerprintKey(dataset: d.dataset, shard: Int(d.shardIndex), of: Int(d.shardCount))]
+        return pinned != nil && pinned != d.fingerprint ? pinned : nil
     }
 
     public func status(_ request: StatusRequest = StatusRequest()) -> StatusReply {

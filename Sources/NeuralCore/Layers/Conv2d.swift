@@ -98,8 +98,8 @@ public final class Conv2d: Layer {
         var rowK: Int { c * k }
         /// Images per row-form chunk: about 4,096 columns, the unfolded chunk bounded to 4 MB; one
         /// when an image alone has 512 columns or more, because a chunk of one image reads dy and
-        /// writes y in place, with no gather or scatter copies (first layers on 28×28 inputs:
-        /// vgg-small 3 % faster, LeNet-5 5 %).
+        /// writes y in place, with no gather or scatter copies (first layers on 28×28 inputs, one
+        /// thread: vgg-small ≈ 3 % faster, LeNet-5 ≈ 14 %).
         func rowChunk(_ n: Int) -> Int {
             if block >= 512 { return 1 }
             return max(1, min(n, (4096 + block - 1) / block, (1 << 20) / max(1, rowK * block)))
@@ -123,15 +123,9 @@ public final class Conv2d: Layer {
                        && x.shape[2] + 2 * padding >= kernel.h && x.shape[3] + 2 * padding >= kernel.w)
         let g = geometry(x.shape), n = x.shape[0]
         var y = Tensor(shape: [n, g.oc, g.oh, g.ow], unsafeUninitialized: { _ in })   // every element is written below
-        var filters: [Float]? = nil
-        x.withPointer { xp in
+        let filters = x.withPointer { xp in
             weight.value.withPointer { wp in
-                y.withMutablePointer { yp in
-                    guard winogradApplies(g) else { return convolve(g, n: n, x: xp, weight: wp, y: yp) }
-                    let u = Conv2d.winogradFilters(g, wp)
-                    convolveWinograd(g, n: n, x: xp, filters: u, y: yp)
-                    filters = u
-                }
+                y.withMutablePointer { yp in convolve(g, n: n, x: xp, weight: wp, y: yp) }
             }
         }
         winogradFilters = mode == .train ? filters : nil
@@ -151,20 +145,21 @@ public final class Conv2d: Layer {
     }
 
     /// y [N, OC, OH, OW] = x [N, C, H, W] ⋆ weight [OC, C, K, K], chunk by chunk over the workers.
-    private func convolve(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        if winogradApplies(g) { return convolveWinograd(g, n: n, x: x, filters: Conv2d.winogradFilters(g, wp), y: y) }
-        if g.rowsApply { return convolveByRows(g, n: n, x: x, weight: wp, y: y) }
-        let nb = g.chunk(n), imageSize = g.c * g.h * g.w
-        _ = forEachChunk(n, nb) { start, cnt, ws, _ in
+    /// Returns the kernels in the Winograd domain when it took that path (backward reuses them).
+    @discardableResult
+    private func convolve(_ g: Geometry, n: Int, x: UnsafePointer<Float>, weight wp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) -> [Float]? {
+        if winogradApplies(g) {
+            let filters = Conv2d.winogradFilters(g, wp)
+            convolveWinograd(g, n: n, x: x, filters: filters, y: y)
+            return filters
+        }
+        if g.rowsApply {
+            convolveByRows(g, n: n, x: x, weight: wp, y: y)
+            return nil
+        }
+        _ = forEachChunk(n, g.chunk(n)) { start, cnt, ws, _ in
             let cols = cnt * g.l
-            let src: UnsafePointer<Float>
-            if g.pointwise {
-                src = x + start * imageSize
-            } else {
-                ws.reserve(&ws.col, g.ckk * cols)
-                ws.col.withUnsafeMutableBufferPointer { Conv2d.im2col(g, x + start * imageSize, images: cnt, into: $0.baseAddress!) }
-                src = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
-            }
+            let src = Conv2d.columns(g, x, start: start, count: cnt, ws: ws)
             if cnt == 1 {
                 BLAS.gemm(m: g.oc, n: cols, k: g.ckk, a: wp, lda: g.ckk, b: src, ldb: cols, c: y + start * g.oc * g.l, ldc: g.l, threads: 1)
                 return
@@ -181,6 +176,17 @@ public final class Conv2d: Layer {
                 }
             }
         }
+        return nil
+    }
+
+    /// The GEMM operand of images start ..< start + count: x itself for pointwise convolutions,
+    /// otherwise their im2col unfolding [C·K·K, count·OH·OW] in the workspace.
+    private static func columns(_ g: Geometry, _ x: UnsafePointer<Float>, start: Int, count: Int, ws: Workspace) -> UnsafePointer<Float> {
+        let images = x + start * g.c * g.h * g.w
+        if g.pointwise { return images }
+        ws.reserve(&ws.col, g.ckk * count * g.l)
+        ws.col.withUnsafeMutableBufferPointer { Conv2d.im2col(g, images, images: count, into: $0.baseAddress!) }
+        return ws.col.withUnsafeBufferPointer { $0.baseAddress! }
     }
 
     /// The row form of a stride-1 convolution. Each image is unfolded only along x:
@@ -382,53 +388,46 @@ public final class Conv2d: Layer {
                                 }
                             }
                         } else {
-                        workers = forEachChunk(n, nb) { start, cnt, ws, first in
-                            let cols = cnt * g.l
-                            ws.reserve(&ws.dW, g.oc * g.ckk)
-                            // dyc [OC, cnt·L]
-                            let dyc: UnsafePointer<Float>
-                            if cnt == 1 {
-                                dyc = dyp + start * g.oc * g.l
-                            } else {
-                                ws.reserve(&ws.gathered, g.oc * cols)
-                                ws.gathered.withUnsafeMutableBufferPointer { gb in
-                                    for i in 0..<cnt {
-                                        for o in 0..<g.oc {
-                                            (gb.baseAddress! + o * cols + i * g.l).update(from: dyp + ((start + i) * g.oc + o) * g.l, count: g.l)
+                            workers = forEachChunk(n, nb) { start, cnt, ws, first in
+                                let cols = cnt * g.l
+                                ws.reserve(&ws.dW, g.oc * g.ckk)
+                                // dyc [OC, cnt·L]
+                                let dyc: UnsafePointer<Float>
+                                if cnt == 1 {
+                                    dyc = dyp + start * g.oc * g.l
+                                } else {
+                                    ws.reserve(&ws.gathered, g.oc * cols)
+                                    ws.gathered.withUnsafeMutableBufferPointer { gb in
+                                        for i in 0..<cnt {
+                                            for o in 0..<g.oc {
+                                                (gb.baseAddress! + o * cols + i * g.l).update(from: dyp + ((start + i) * g.oc + o) * g.l, count: g.l)
+                                            }
                                         }
                                     }
+                                    dyc = ws.gathered.withUnsafeBufferPointer { $0.baseAddress! }
                                 }
-                                dyc = ws.gathered.withUnsafeBufferPointer { $0.baseAddress! }
-                            }
-                            // col [CKK, cnt·L]
-                            let colp: UnsafePointer<Float>
-                            if g.pointwise {
-                                colp = xp + start * imageSize
-                            } else {
-                                ws.reserve(&ws.col, g.ckk * cols)
-                                ws.col.withUnsafeMutableBufferPointer { Conv2d.im2col(g, xp + start * imageSize, images: cnt, into: $0.baseAddress!) }
-                                colp = ws.col.withUnsafeBufferPointer { $0.baseAddress! }
-                            }
-                            // dW_worker [OC, CKK] (+)= dyc · colᵀ: a worker's first chunk overwrites
-                            ws.dW.withUnsafeMutableBufferPointer { dw in
-                                BLAS.gemm(transB: true, m: g.oc, n: g.ckk, k: cols, a: dyc, lda: cols, b: colp, ldb: cols,
-                                          beta: first ? 0 : 1, c: dw.baseAddress!, ldc: g.ckk, threads: 1)
-                            }
-                            guard folded else { return }
-                            if g.pointwise {
-                                // dx_n [C, L] = Wᵀ [C, OC] · dy_n [OC, L]
-                                BLAS.gemm(transA: true, m: g.ckk, n: cols, k: g.oc, a: wp, lda: g.ckk, b: dyc, ldb: cols,
-                                          c: dxp + start * imageSize, ldc: cols, threads: 1)
-                            } else {
-                                // dcol [CKK, cnt·L] = Wᵀ · dyc, folded back into dx
-                                ws.reserve(&ws.dcol, g.ckk * cols)
-                                ws.dcol.withUnsafeMutableBufferPointer { dc in
+                                // col [CKK, cnt·L]
+                                let colp = Conv2d.columns(g, xp, start: start, count: cnt, ws: ws)
+                                // dW_worker [OC, CKK] (+)= dyc · colᵀ: a worker's first chunk overwrites
+                                ws.dW.withUnsafeMutableBufferPointer { dw in
+                                    BLAS.gemm(transB: true, m: g.oc, n: g.ckk, k: cols, a: dyc, lda: cols, b: colp, ldb: cols,
+                                              beta: first ? 0 : 1, c: dw.baseAddress!, ldc: g.ckk, threads: 1)
+                                }
+                                guard folded else { return }
+                                if g.pointwise {
+                                    // dx_n [C, L] = Wᵀ [C, OC] · dy_n [OC, L]
                                     BLAS.gemm(transA: true, m: g.ckk, n: cols, k: g.oc, a: wp, lda: g.ckk, b: dyc, ldb: cols,
-                                              c: dc.baseAddress!, ldc: cols, threads: 1)
-                                    Conv2d.col2im(g, dc.baseAddress!, images: cnt, into: dxp + start * imageSize)
+                                              c: dxp + start * imageSize, ldc: cols, threads: 1)
+                                } else {
+                                    // dcol [CKK, cnt·L] = Wᵀ · dyc, folded back into dx
+                                    ws.reserve(&ws.dcol, g.ckk * cols)
+                                    ws.dcol.withUnsafeMutableBufferPointer { dc in
+                                        BLAS.gemm(transA: true, m: g.ckk, n: cols, k: g.oc, a: wp, lda: g.ckk, b: dyc, ldb: cols,
+                                                  c: dc.baseAddress!, ldc: cols, threads: 1)
+                                        Conv2d.col2im(g, dc.baseAddress!, images: cnt, into: dxp + start * imageSize)
+                                    }
                                 }
                             }
-                        }
                         }
                         if transposed {
                             // dx = dy ⋆ W', W'[c, o, i, j] = W[o, c, K−1−i, K−1−j], padding K − 1 − P.

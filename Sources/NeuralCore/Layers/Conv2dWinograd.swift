@@ -66,7 +66,8 @@ extension Conv2d {
 
         /// Images per chunk: about 1,024 columns, V and M at most 1 M floats (4 MB) each.
         static func images(_ g: Geometry, _ n: Int) -> Int {
-            let perImage = max(1, (g.oh + 3) / 4 * (g.w + g.p) / 4)
+            let one = WinogradChunk(g, images: 1)
+            let perImage = max(1, one.th * one.pitch / 4)
             let byColumns = (1024 + perImage - 1) / perImage
             let byMemory = (1 << 20) / (winogradPositions * max(g.c, g.oc) * perImage)
             return max(1, min(n, byColumns, byMemory))
