@@ -72,12 +72,6 @@ public final class Journal {
     /// The data fingerprints the plan fixes are pinned; one that contradicts a fingerprint the
     /// journal already pinned is refused (the sweep ran on other data).
     public func storePlan(_ plan: Plan, sweepText: String) throws {
-        for (key, fp) in plan.fingerprints.sorted(by: { $0.key < $1.key }) {
-            if let pinned = try meta(key), pinned != fp {
-                throw JournalError.schema("\(path): the sweep ran on \(key.dropFirst("fingerprint:".count)) with SHA-256 \(pinned), the sweep file says \(fp); fix data.fingerprints or give a new --journal")
-            }
-            try setMeta(key, fp)
-        }
         let count = try countTasks()
         if count > 0 {
             var known = Set<String>()
@@ -85,9 +79,17 @@ public final class Journal {
             guard known == Set(plan.entries.map(\.id)) else {
                 throw JournalError.schema("\(path) holds another sweep (\(count) tasks, different ids); give a new --journal or the sweep file it was made from")
             }
-            return
         }
+        let pins = plan.fingerprints.sorted(by: { $0.key < $1.key })
+        for (key, fp) in pins {
+            if let pinned = try meta(key), pinned != fp {
+                throw JournalError.schema("\(path): the sweep ran on \(key.dropFirst("fingerprint:".count)) with SHA-256 \(pinned), the sweep file says \(fp); fix data.fingerprints or give a new --journal")
+            }
+        }
+        // Nothing is written until every check above has passed.
         try db.transaction {
+            for (key, fp) in pins { try setMeta(key, fp) }
+            guard count == 0 else { return }
             for (i, e) in plan.entries.enumerated() {
                 try db.run("INSERT INTO tasks(id, position, kind, label, spec, depends_on, state, attempt) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
                            [.text(e.id), .int(Int64(i)), .text(e.task.kind.rawValue), .text(e.task.label), .blob(try e.task.canonicalJSON()),

@@ -74,5 +74,11 @@ final class SweepFileTests: XCTestCase {
         XCTAssertEqual(tasks.filter { $0.dependsOn == plan.entries[0].id }.map(\.state), Array(repeating: .queued, count: 4), "dependents unblocked")
         let other = try Plan(try SweepFile.parse(minimal.replacingOccurrences(of: "trials: 2", with: "trials: 3")))
         XCTAssertThrowsError(try j.storePlan(other, sweepText: "")) { XCTAssert("\($0)".contains("holds another sweep"), "\($0)") }
+        // A refused sweep file leaves nothing behind, not even the data fingerprints it pins.
+        let sha = String(repeating: "ab", count: 32)
+        let pinnedOther = try Plan(try SweepFile.parse(minimal.replacingOccurrences(of: "trials: 2", with: "trials: 3")
+            + "\ndata: {dataset: fashion-mnist, fingerprints: [\(sha)]}"))
+        XCTAssertThrowsError(try j.storePlan(pinnedOther, sweepText: ""))
+        XCTAssertNil(try j.meta(Plan.fingerprintKey(dataset: "fashion-mnist", shard: 0, of: 1)))
     }
 }
