@@ -182,43 +182,71 @@ struct SeedRNG {
     }
 }
 
+/// A coordinator driven by hand from the test thread (no loop running): messages are handled
+/// one by one, so a test can put the coordinator in a precise state before it acts.
+final class HandDrivenCoordinator {
+    let dir: String
+    let journal: Journal
+    let coordinator: SweepCoordinator
+    let context: ZMQContext
+
+    init(_ name: String, plan: Plan) throws {
+        dir = NSTemporaryDirectory() + "apsweep-\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        journal = try Journal(path: dir + "/j.db")
+        try journal.storePlan(plan, sweepText: "")
+        coordinator = try SweepCoordinator(journal: journal, config: CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs"))
+        context = try ZMQContext()
+    }
+
+    /// A worker socket that has said Hello (holding `data`).
+    func worker(_ id: String, data: [DataHolding] = []) throws -> DealerEndpoint {
+        let dealer = try DealerEndpoint(context: context, connect: coordinator.endpoint, identity: id)
+        var hello = Hello()
+        hello.workerID = id; hello.softwareVersion = "test"; hello.data = data
+        try dealer.send(.hello(hello))
+        return dealer
+    }
+
+    /// Handles the next `count` messages (within 5 s); returns how many arrived.
+    func handle(_ count: Int) throws -> Int {
+        var handled = 0
+        let until = Date().addingTimeInterval(5)
+        while handled < count && Date() < until {
+            if let incoming = try coordinator.router.receive(timeoutMs: 50) { try coordinator.handle(incoming); handled += 1 }
+        }
+        return handled
+    }
+
+    func close() {
+        coordinator.close()
+        context.close()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
 /// A worker whose connection is gone by the time its Assign is sent (killed right after its last
 /// message): the coordinator journals it dead at once, puts the task back, and does not count the
 /// attempt that never left.
 final class UnreachableWorkerTests: XCTestCase {
     func testAssignToAVanishedWorkerMarksItDeadWithoutCountingTheAttempt() throws {
-        let dir = NSTemporaryDirectory() + "apsweep-unreachable-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let journal = try Journal(path: dir + "/j.db")
-        try journal.storePlan(try Plan.noop(count: 1, sleepMs: 0), sweepText: "")
-        let coordinator = try SweepCoordinator(journal: journal, config: CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs"))
-        defer { coordinator.close() }
-        let context = try ZMQContext()
-        defer { context.close() }
-        let dealer = try DealerEndpoint(context: context, connect: coordinator.endpoint, identity: "gone")
-        var hello = Hello()
-        hello.workerID = "gone"; hello.softwareVersion = "test"
-        try dealer.send(.hello(hello))
+        let hand = try HandDrivenCoordinator("unreachable", plan: try Plan.noop(count: 1, sleepMs: 0))
+        defer { hand.close() }
+        let dealer = try hand.worker("gone")
         try dealer.send(.ready(Ready(slots: 1)))
         // The coordinator takes in both messages (not scheduling yet), then the worker vanishes.
-        var handled = 0
-        let until = Date().addingTimeInterval(5)
-        while handled < 2 && Date() < until {
-            if let incoming = try coordinator.router.receive(timeoutMs: 50) { try coordinator.handle(incoming); handled += 1 }
-        }
-        XCTAssertEqual(handled, 2, "Hello and Ready reached the coordinator")
+        XCTAssertEqual(try hand.handle(2), 2, "Hello and Ready reached the coordinator")
         dealer.socket.close()
         usleep(1_000_000)   // the ROUTER sees the connection close (milliseconds on loopback; margin for a loaded CI)
-        try coordinator.schedule(nowMs())
-        let task = try XCTUnwrap(try journal.loadTasks().first)
+        try hand.coordinator.schedule(nowMs())
+        let task = try XCTUnwrap(try hand.journal.loadTasks().first)
         XCTAssertEqual(task.state, .stale, "the task is back for another worker")
         XCTAssertEqual(task.attempt, 0, "the attempt that could not be sent is not counted")
-        let dead = try journal.events(kind: "worker-dead")
+        let dead = try hand.journal.events(kind: "worker-dead")
         XCTAssertEqual(dead.map(\.worker), ["gone"])
         XCTAssert(dead.first?.detail?.hasPrefix("unreachable") == true, dead.first?.detail ?? "no detail")
-        XCTAssertFalse(coordinator.workers["gone"]!.alive)
+        XCTAssertFalse(hand.coordinator.workers["gone"]!.alive)
     }
 }
 
@@ -226,48 +254,30 @@ final class UnreachableWorkerTests: XCTestCase {
 /// shown as "other-data" in `status` (not as an idle worker); one holding the pinned data is idle.
 final class PinnedDataStatusTests: XCTestCase {
     func testWorkerWithOtherDataIsShownAsSuch() throws {
-        let dir = NSTemporaryDirectory() + "apsweep-pinned-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let right = String(repeating: "1f", count: 32), wrong = String(repeating: "2e", count: 32)
         let sweep = try SweepFile.parse("""
             data: {dataset: synthetic, fingerprints: [\(right)]}
             models: [{architecture: lenet5, width: 0.5, input_shape: [1, 12, 12], classes: 4}]
             prune: {methods: [lowest], sparsities: [0.5]}
             """)
-        let journal = try Journal(path: dir + "/j.db")
-        try journal.storePlan(try Plan(sweep), sweepText: "")
-        XCTAssertEqual(try journal.meta(Plan.fingerprintKey(dataset: "synthetic", shard: 0, of: 1)), right, "pinned with the plan")
-        let coordinator = try SweepCoordinator(journal: journal, config: CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs"))
-        defer { coordinator.close() }
-        let context = try ZMQContext()
-        defer { context.close() }
+        let hand = try HandDrivenCoordinator("pinned", plan: try Plan(sweep))
+        defer { hand.close() }
+        XCTAssertEqual(try hand.journal.meta(Plan.fingerprintKey(dataset: "synthetic", shard: 0, of: 1)), right, "pinned with the plan")
         var dealers: [DealerEndpoint] = []
         for (id, fingerprint) in [("stale-copy", wrong), ("good", right)] {
-            let dealer = try DealerEndpoint(context: context, connect: coordinator.endpoint, identity: id)
-            var hello = Hello()
-            hello.workerID = id; hello.softwareVersion = "test"
-            hello.data = [DataHolding(dataset: "synthetic", fingerprint: fingerprint)]
-            try dealer.send(.hello(hello))
-            dealers.append(dealer)
+            dealers.append(try hand.worker(id, data: [DataHolding(dataset: "synthetic", fingerprint: fingerprint)]))
         }
-        var handled = 0
-        let until = Date().addingTimeInterval(5)
-        while handled < 2 && Date() < until {
-            if let incoming = try coordinator.router.receive(timeoutMs: 50) { try coordinator.handle(incoming); handled += 1 }
-        }
-        XCTAssertEqual(handled, 2)
-        let states = Dictionary(uniqueKeysWithValues: coordinator.status().workers.map { ($0.workerID, $0.state) })
+        XCTAssertEqual(try hand.handle(2), 2)
+        let states = Dictionary(uniqueKeysWithValues: hand.coordinator.status().workers.map { ($0.workerID, $0.state) })
         XCTAssertEqual(states, ["stale-copy": "other-data", "good": "idle"])
-        XCTAssertEqual(try journal.events(kind: "data-mismatch").map(\.worker), ["stale-copy"])
+        XCTAssertEqual(try hand.journal.events(kind: "data-mismatch").map(\.worker), ["stale-copy"])
         // A resumed journal refuses a sweep file that pins other data.
         let other = try SweepFile.parse("""
             data: {dataset: synthetic, fingerprints: [\(wrong)]}
             models: [{architecture: lenet5, width: 0.5, input_shape: [1, 12, 12], classes: 4}]
             prune: {methods: [lowest], sparsities: [0.5]}
             """)
-        XCTAssertThrowsError(try journal.storePlan(try Plan(other), sweepText: "")) { error in
+        XCTAssertThrowsError(try hand.journal.storePlan(try Plan(other), sweepText: "")) { error in
             XCTAssert("\(error)".contains("fix data.fingerprints or give a new --journal"), "\(error)")
         }
     }
