@@ -26,30 +26,51 @@ let package = Package(
         .systemLibrary(name: "COpenSSLCrypto", path: "Sources/COpenSSLCrypto"),
         // protoc-c output for Proto/apsweep.proto (Scripts/gen-proto), linked with Debian's libprotobuf-c.
         .target(name: "APSweepProtoC", linkerSettings: [.linkedLibrary("protobuf-c")]),
-        .target(name: "Wire", dependencies: ["APSweepProtoC", "CZeroMQ"], swiftSettings: optimize),
+        // SHA-256 and CRC-32: content addresses, fingerprints, task ids, record checksums.
+        .target(name: "Digest", dependencies: ["COpenSSLCrypto", "CZlib"], swiftSettings: optimize),
+        // The one epoch-record type, its field table, validation and the journal's encoding.
+        .target(name: "Records", dependencies: ["Digest"], swiftSettings: optimize),
+        // The protocol's messages as Swift values (no I/O).
+        .target(name: "Messages", dependencies: ["Records"], swiftSettings: optimize),
+        // protobuf-c codec and ZeroMQ sockets for those messages.
+        .target(name: "Wire", dependencies: ["APSweepProtoC", "CZeroMQ", "Messages", "Records"], swiftSettings: optimize),
+        // Content-addressed files (checkpoints) with verified writes and reads.
+        .target(name: "BlobStore", dependencies: ["Digest"], swiftSettings: optimize),
+        // The coordinator's decisions as a pure state machine (no sockets, no SQLite, no clock).
+        .target(name: "Scheduling", dependencies: ["Messages", "Records", "Digest"], swiftSettings: optimize),
+        // The SQLite journal: schema, migrations, locking, the scheduler's store, snapshots for reports.
+        .target(name: "Journal", dependencies: ["CSQLite", "Scheduling", "Records", "Messages"], swiftSettings: optimize),
         .target(name: "NeuralCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
-        .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "COpenSSLCrypto"], swiftSettings: optimize),
-        .target(name: "Compression", dependencies: ["NeuralCore"], swiftSettings: optimize),
-        .target(name: "Experiment", dependencies: ["NeuralCore", "Datasets", "Compression"], swiftSettings: optimize),
+        .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "Digest"], swiftSettings: optimize),
+        .target(name: "Compression", dependencies: ["NeuralCore", "Records"], swiftSettings: optimize),
+        .target(name: "Experiment", dependencies: ["NeuralCore", "Datasets", "Compression", "Records", "Digest"], swiftSettings: optimize),
         .target(name: "Plot", swiftSettings: optimize),
-        .target(name: "Coordinator", dependencies: ["Wire", "Experiment", "Compression", "Datasets", "NeuralCore", "CSQLite", "Plot",
+        // Aggregation, statistics, the paper's claims with verdicts, results.csv, summary.json, report.html.
+        .target(name: "Analysis", dependencies: ["Journal", "Experiment", "Records", "Plot"], swiftSettings: optimize),
+        .target(name: "Coordinator", dependencies: ["Wire", "Scheduling", "Journal", "BlobStore", "Experiment", "Analysis", "Datasets", "NeuralCore",
                                                   .product(name: "Yams", package: "Yams")], swiftSettings: optimize),
-        .target(name: "Worker", dependencies: ["Wire", "Experiment", "Compression", "Datasets", "NeuralCore"], swiftSettings: optimize),
+        // The worker's side of the protocol as a pure state machine.
+        .target(name: "WorkerProtocol", dependencies: ["Messages", "Records"], swiftSettings: optimize),
+        .target(name: "Worker", dependencies: ["Wire", "Messages", "WorkerProtocol", "Experiment", "BlobStore", "Datasets", "NeuralCore", "Digest"], swiftSettings: optimize),
         .executableTarget(
             name: "apsweep",
             dependencies: [
-                "NeuralCore", "Datasets", "Compression", "Experiment", "Wire", "Coordinator", "Worker",
+                "NeuralCore", "Datasets", "Compression", "Experiment", "Wire", "Messages", "Scheduling", "Journal", "Analysis",
+                "Coordinator", "Worker", "WorkerProtocol", "Digest", "Records", "BlobStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: optimize),
         .testTarget(name: "NeuralCoreTests", dependencies: ["NeuralCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore", "Digest"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "WireTests", dependencies: ["Wire"], resources: [.copy("Golden")]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire", "Plot"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Messages", "Records"], resources: [.copy("Golden")]),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Messages", "Records", "WorkerProtocol", "Digest", "Journal"]),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "Scheduling", "Records", "Messages", "CSQLite"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Journal", "Scheduling", "Records", "Messages", "Experiment", "Plot", "Coordinator"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire", "Messages", "Journal", "Scheduling", "Analysis"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
-        .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore"]),
+        .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore", "Records"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,31 +1,17 @@
-"""Fixtures for the Compression tests: SciPy's correlations (ties included) and NumPy's AP2/AP3 on
-weights PyTorch wrote. Run in the throwaway venv (Scripts/torch-venv); CI never runs it.
+"""Fixtures for the Compression tests: NumPy's AP2/AP3 on weights PyTorch wrote (SciPy's
+correlations are in Scripts/gen_stats_fixtures.py). Run in the throwaway venv (Scripts/torch-venv); CI never runs it.
     .venv-torch/bin/python Scripts/gen_metric_fixtures.py
 """
 import json
 import os
 
 import numpy as np
-import scipy.stats as st
 import torch
 from safetensors.torch import save_file
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "CompressionTests", "Fixtures")
 os.makedirs(OUT, exist_ok=True)
 rng = np.random.default_rng(20261126)
-
-cases = []
-for n, ties in [(5, False), (12, True), (30, True), (60, False)]:
-    x = rng.normal(size=n)
-    y = 0.6 * x + rng.normal(size=n)
-    if ties:
-        x = np.round(x, 0)
-        y = np.round(y * 2, 0) / 2
-    cases.append({"x": x.tolist(), "y": y.tolist(),
-                  "pearson": st.pearsonr(x, y)[0], "spearman": st.spearmanr(x, y)[0],
-                  "kendall": st.kendalltau(x, y, variant="b")[0]})
-with open(os.path.join(OUT, "correlations.json"), "w") as f:
-    json.dump(cases, f, indent=1)
 
 # Weights as PyTorch writes them; the metrics computed by NumPy in float64.
 torch.manual_seed(7)

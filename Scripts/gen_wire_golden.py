@@ -1,7 +1,7 @@
 """Golden frames from a second protobuf implementation (Python's official runtime).
 
-    .venv-torch/bin/pip install grpcio-tools   # protoc for Python, offline afterwards
-    .venv-torch/bin/python Scripts/gen_wire_golden.py
+    python3 -m venv /tmp/pb && /tmp/pb/bin/pip install grpcio-tools   # protoc for Python (PyPI), offline afterwards
+    /tmp/pb/bin/python Scripts/gen_wire_golden.py
 
 1. Builds the messages of Tests/WireTests/Samples.swift with Python's protobuf and writes them to
    Tests/WireTests/Golden/python/<name>.bin (the Swift tests decode them).
@@ -39,7 +39,7 @@ def record():
 
 def samples():
     hello = pb.Hello(worker_id="w-ü-1", host="node01.lab", cores=64, software_version="0.1.0",
-                     cached_blobs=["", "deadbeef"], blas_threads=U32, running_task_id="t1")
+                     cached_blobs=["", "deadbeef"], blas_threads=U32, running_task_id="t1", incarnation=U64)
     hello.data.add(dataset="fashion-mnist", shard_index=3, shard_count=4, fingerprint="ab" * 32, train_images=15000)
     hello.data.add(shard_count=1)
     result = pb.Result(task_id="abc", attempt=2, checkpoint_hash="ff", wall_seconds=61,
@@ -51,24 +51,31 @@ def samples():
     reply.workers.add()
     reply.recent_failures.add(task_id="t", worker_id="w", reason="killed", at_unix_ms=1_700_000_000_000, attempt=1)
     reply.correlations.add(metric="ap3", target="pd_test", method="spearman", scope="final", value=0.8, ci_low=0.5, ci_high=0.95, points=12)
+    reply.counters.add(name="rejects.NOT_LEASE_HOLDER", value=3)
+    reply.counters.add(name="status-requests", value=U64)
+    reply.correlations_age_ms = 1500
+    reply.workers_total = 2
+    reply.journal = "runs/x/sweep.db"
     E = pb.Envelope
     return {
-        "hello": E(protocol_version=1, sequence=1, hello=hello),
+        "hello": E(protocol_version=1, sequence=1, incarnation=1_764_633_600_000_123, hello=hello),
         "ready": E(protocol_version=1, sequence=0, ready=pb.Ready(slots=0)),
-        "heartbeat": E(protocol_version=1, sequence=U64, heartbeat=pb.Heartbeat(task_id="t", epoch=7, step=U64)),
+        "heartbeat": E(protocol_version=1, sequence=U64, heartbeat=pb.Heartbeat(task_id="t", epoch=7, step=U64, attempt=2)),
         "progress": E(protocol_version=1, sequence=3, progress=pb.Progress(task_id="t", attempt=1, records=[record()])),
         "result": E(protocol_version=1, sequence=4, result=result),
-        "failure": E(protocol_version=1, sequence=5, failure=pb.Failure(task_id="t", attempt=3, reason="SIGTERM: node preempted", retryable=True)),
+        "failure": E(protocol_version=1, sequence=5, failure=pb.Failure(task_id="t", attempt=3, reason="SIGTERM: node preempted", retryable=True, unusable_blob="ab")),
         "blob_request": E(protocol_version=1, sequence=6, blob_request=pb.BlobRequest(hash="h", offset=1 << 40, max_bytes=4 << 20)),
-        "welcome": E(protocol_version=1, sequence=7, welcome=pb.Welcome(coordinator_id="c", sweep_id="s", heartbeat_interval_ms=1000, liveness_ms=5000, max_chunk_bytes=4 << 20)),
-        "reject": E(protocol_version=2, sequence=8, reject=pb.Reject(reason="protocol version 2 is not supported", supported_version=1)),
+        "welcome": E(protocol_version=1, sequence=7, welcome=pb.Welcome(coordinator_id="c", sweep_id="s", heartbeat_interval_ms=1000, liveness_ms=5000, max_chunk_bytes=4 << 20,
+                                                                        max_blob_bytes=4 << 30, lease_ms=15000)),
+        "reject": E(protocol_version=2, sequence=8, reject=pb.Reject(reason="protocol version 2 is not supported", supported_version=1,
+                                                                     code=pb.NOT_LEASE_HOLDER, task_id="t9")),
         "assign": E(protocol_version=1, sequence=9, assign=pb.Assign(task_id="t", attempt=U32, lease_deadline_unix_ms=U64, spec_format="apsweep.task.v1+json",
                                                                      spec=b'{"kind":"prune"}' + bytes([0, 255]), required_blobs=["h1", "h2", "h3"])),
         "heartbeat_ack": E(protocol_version=1, sequence=10, heartbeat_ack=pb.HeartbeatAck(coordinator_unix_ms=1, lease_deadline_unix_ms=2)),
         "cancel": E(protocol_version=1, sequence=11, cancel=pb.Cancel(task_id="t", reason="")),
-        "shutdown": E(protocol_version=1, sequence=12, shutdown=pb.Shutdown(reason="sweep done")),
+        "shutdown": E(protocol_version=1, sequence=12, shutdown=pb.Shutdown(reason="sweep done", code=pb.COORDINATOR_STOPPING)),
         "blob_chunk": E(protocol_version=1, sequence=13, blob_chunk=pb.BlobChunk(hash="h", offset=0, total_size=300, data=bytes(i % 256 for i in range(300)), last=True)),
-        "status_request": E(protocol_version=1, sequence=14, status_request=pb.StatusRequest(include_correlations=True, max_failures=10)),
+        "status_request": E(protocol_version=1, sequence=14, status_request=pb.StatusRequest(include_correlations=True, max_failures=10, max_workers=50)),
         "status_reply": E(protocol_version=1, sequence=15, status_reply=reply),
     }
 

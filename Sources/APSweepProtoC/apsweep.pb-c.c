@@ -952,6 +952,51 @@ void   apsweep__v1__status_request__free_unpacked
   assert(message->base.descriptor == &apsweep__v1__status_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   apsweep__v1__counter__init
+                     (Apsweep__V1__Counter         *message)
+{
+  static const Apsweep__V1__Counter init_value = APSWEEP__V1__COUNTER__INIT;
+  *message = init_value;
+}
+size_t apsweep__v1__counter__get_packed_size
+                     (const Apsweep__V1__Counter *message)
+{
+  assert(message->base.descriptor == &apsweep__v1__counter__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t apsweep__v1__counter__pack
+                     (const Apsweep__V1__Counter *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &apsweep__v1__counter__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t apsweep__v1__counter__pack_to_buffer
+                     (const Apsweep__V1__Counter *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &apsweep__v1__counter__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Apsweep__V1__Counter *
+       apsweep__v1__counter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Apsweep__V1__Counter *)
+     protobuf_c_message_unpack (&apsweep__v1__counter__descriptor,
+                                allocator, len, data);
+}
+void   apsweep__v1__counter__free_unpacked
+                     (Apsweep__V1__Counter *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &apsweep__v1__counter__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   apsweep__v1__task_counts__init
                      (Apsweep__V1__TaskCounts         *message)
 {
@@ -1177,7 +1222,7 @@ void   apsweep__v1__status_reply__free_unpacked
   assert(message->base.descriptor == &apsweep__v1__status_reply__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor apsweep__v1__envelope__field_descriptors[18] =
+static const ProtobufCFieldDescriptor apsweep__v1__envelope__field_descriptors[19] =
 {
   {
     "protocol_version",
@@ -1198,6 +1243,18 @@ static const ProtobufCFieldDescriptor apsweep__v1__envelope__field_descriptors[1
     PROTOBUF_C_TYPE_UINT64,
     0,   /* quantifier_offset */
     offsetof(Apsweep__V1__Envelope, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "incarnation",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Envelope, incarnation),
     NULL,
     NULL,
     0,             /* flags */
@@ -1397,34 +1454,35 @@ static const ProtobufCFieldDescriptor apsweep__v1__envelope__field_descriptors[1
   },
 };
 static const unsigned apsweep__v1__envelope__field_indices_by_name[] = {
-  11,   /* field[11] = assign */
-  17,   /* field[17] = blob_chunk */
-  8,   /* field[8] = blob_request */
-  13,   /* field[13] = cancel */
-  7,   /* field[7] = failure */
-  4,   /* field[4] = heartbeat */
-  12,   /* field[12] = heartbeat_ack */
-  2,   /* field[2] = hello */
-  5,   /* field[5] = progress */
+  12,   /* field[12] = assign */
+  18,   /* field[18] = blob_chunk */
+  9,   /* field[9] = blob_request */
+  14,   /* field[14] = cancel */
+  8,   /* field[8] = failure */
+  5,   /* field[5] = heartbeat */
+  13,   /* field[13] = heartbeat_ack */
+  3,   /* field[3] = hello */
+  2,   /* field[2] = incarnation */
+  6,   /* field[6] = progress */
   0,   /* field[0] = protocol_version */
-  3,   /* field[3] = ready */
-  10,   /* field[10] = reject */
-  6,   /* field[6] = result */
+  4,   /* field[4] = ready */
+  11,   /* field[11] = reject */
+  7,   /* field[7] = result */
   1,   /* field[1] = sequence */
-  14,   /* field[14] = shutdown */
-  16,   /* field[16] = status_reply */
-  15,   /* field[15] = status_request */
-  9,   /* field[9] = welcome */
+  15,   /* field[15] = shutdown */
+  17,   /* field[17] = status_reply */
+  16,   /* field[16] = status_request */
+  10,   /* field[10] = welcome */
 };
 static const ProtobufCIntRange apsweep__v1__envelope__number_ranges[6 + 1] =
 {
   { 1, 0 },
-  { 10, 2 },
-  { 30, 9 },
-  { 36, 14 },
-  { 50, 15 },
-  { 60, 17 },
-  { 0, 18 }
+  { 10, 3 },
+  { 30, 10 },
+  { 36, 15 },
+  { 50, 16 },
+  { 60, 18 },
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__envelope__descriptor =
 {
@@ -1434,7 +1492,7 @@ const ProtobufCMessageDescriptor apsweep__v1__envelope__descriptor =
   "Apsweep__V1__Envelope",
   "apsweep.v1",
   sizeof(Apsweep__V1__Envelope),
-  18,
+  19,
   apsweep__v1__envelope__field_descriptors,
   apsweep__v1__envelope__field_indices_by_name,
   6,  apsweep__v1__envelope__number_ranges,
@@ -1531,7 +1589,7 @@ const ProtobufCMessageDescriptor apsweep__v1__data_holding__descriptor =
   (ProtobufCMessageInit) apsweep__v1__data_holding__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__hello__field_descriptors[8] =
+static const ProtobufCFieldDescriptor apsweep__v1__hello__field_descriptors[9] =
 {
   {
     "worker_id",
@@ -1629,6 +1687,18 @@ static const ProtobufCFieldDescriptor apsweep__v1__hello__field_descriptors[8] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "incarnation",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Hello, incarnation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__hello__field_indices_by_name[] = {
   6,   /* field[6] = blas_threads */
@@ -1636,6 +1706,7 @@ static const unsigned apsweep__v1__hello__field_indices_by_name[] = {
   2,   /* field[2] = cores */
   4,   /* field[4] = data */
   1,   /* field[1] = host */
+  8,   /* field[8] = incarnation */
   7,   /* field[7] = running_task_id */
   3,   /* field[3] = software_version */
   0,   /* field[0] = worker_id */
@@ -1643,7 +1714,7 @@ static const unsigned apsweep__v1__hello__field_indices_by_name[] = {
 static const ProtobufCIntRange apsweep__v1__hello__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__hello__descriptor =
 {
@@ -1653,7 +1724,7 @@ const ProtobufCMessageDescriptor apsweep__v1__hello__descriptor =
   "Apsweep__V1__Hello",
   "apsweep.v1",
   sizeof(Apsweep__V1__Hello),
-  8,
+  9,
   apsweep__v1__hello__field_descriptors,
   apsweep__v1__hello__field_indices_by_name,
   1,  apsweep__v1__hello__number_ranges,
@@ -1698,7 +1769,7 @@ const ProtobufCMessageDescriptor apsweep__v1__ready__descriptor =
   (ProtobufCMessageInit) apsweep__v1__ready__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__heartbeat__field_descriptors[3] =
+static const ProtobufCFieldDescriptor apsweep__v1__heartbeat__field_descriptors[4] =
 {
   {
     "task_id",
@@ -1736,8 +1807,21 @@ static const ProtobufCFieldDescriptor apsweep__v1__heartbeat__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attempt",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Heartbeat, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__heartbeat__field_indices_by_name[] = {
+  3,   /* field[3] = attempt */
   1,   /* field[1] = epoch */
   2,   /* field[2] = step */
   0,   /* field[0] = task_id */
@@ -1745,7 +1829,7 @@ static const unsigned apsweep__v1__heartbeat__field_indices_by_name[] = {
 static const ProtobufCIntRange apsweep__v1__heartbeat__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__heartbeat__descriptor =
 {
@@ -1755,7 +1839,7 @@ const ProtobufCMessageDescriptor apsweep__v1__heartbeat__descriptor =
   "Apsweep__V1__Heartbeat",
   "apsweep.v1",
   sizeof(Apsweep__V1__Heartbeat),
-  3,
+  4,
   apsweep__v1__heartbeat__field_descriptors,
   apsweep__v1__heartbeat__field_indices_by_name,
   1,  apsweep__v1__heartbeat__number_ranges,
@@ -2302,7 +2386,7 @@ const ProtobufCMessageDescriptor apsweep__v1__result__descriptor =
   (ProtobufCMessageInit) apsweep__v1__result__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__failure__field_descriptors[4] =
+static const ProtobufCFieldDescriptor apsweep__v1__failure__field_descriptors[5] =
 {
   {
     "task_id",
@@ -2352,17 +2436,30 @@ static const ProtobufCFieldDescriptor apsweep__v1__failure__field_descriptors[4]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "unusable_blob",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Failure, unusable_blob),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__failure__field_indices_by_name[] = {
   1,   /* field[1] = attempt */
   2,   /* field[2] = reason */
   3,   /* field[3] = retryable */
   0,   /* field[0] = task_id */
+  4,   /* field[4] = unusable_blob */
 };
 static const ProtobufCIntRange apsweep__v1__failure__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__failure__descriptor =
 {
@@ -2372,7 +2469,7 @@ const ProtobufCMessageDescriptor apsweep__v1__failure__descriptor =
   "Apsweep__V1__Failure",
   "apsweep.v1",
   sizeof(Apsweep__V1__Failure),
-  4,
+  5,
   apsweep__v1__failure__field_descriptors,
   apsweep__v1__failure__field_indices_by_name,
   1,  apsweep__v1__failure__number_ranges,
@@ -2443,7 +2540,7 @@ const ProtobufCMessageDescriptor apsweep__v1__blob_request__descriptor =
   (ProtobufCMessageInit) apsweep__v1__blob_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__welcome__field_descriptors[5] =
+static const ProtobufCFieldDescriptor apsweep__v1__welcome__field_descriptors[7] =
 {
   {
     "coordinator_id",
@@ -2505,18 +2602,44 @@ static const ProtobufCFieldDescriptor apsweep__v1__welcome__field_descriptors[5]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_blob_bytes",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Welcome, max_blob_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lease_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Welcome, lease_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__welcome__field_indices_by_name[] = {
   0,   /* field[0] = coordinator_id */
   2,   /* field[2] = heartbeat_interval_ms */
+  6,   /* field[6] = lease_ms */
   3,   /* field[3] = liveness_ms */
+  5,   /* field[5] = max_blob_bytes */
   4,   /* field[4] = max_chunk_bytes */
   1,   /* field[1] = sweep_id */
 };
 static const ProtobufCIntRange apsweep__v1__welcome__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__welcome__descriptor =
 {
@@ -2526,14 +2649,14 @@ const ProtobufCMessageDescriptor apsweep__v1__welcome__descriptor =
   "Apsweep__V1__Welcome",
   "apsweep.v1",
   sizeof(Apsweep__V1__Welcome),
-  5,
+  7,
   apsweep__v1__welcome__field_descriptors,
   apsweep__v1__welcome__field_indices_by_name,
   1,  apsweep__v1__welcome__number_ranges,
   (ProtobufCMessageInit) apsweep__v1__welcome__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__reject__field_descriptors[2] =
+static const ProtobufCFieldDescriptor apsweep__v1__reject__field_descriptors[4] =
 {
   {
     "reason",
@@ -2559,15 +2682,41 @@ static const ProtobufCFieldDescriptor apsweep__v1__reject__field_descriptors[2] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Reject, code),
+    &apsweep__v1__reject_code__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Reject, task_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__reject__field_indices_by_name[] = {
+  2,   /* field[2] = code */
   0,   /* field[0] = reason */
   1,   /* field[1] = supported_version */
+  3,   /* field[3] = task_id */
 };
 static const ProtobufCIntRange apsweep__v1__reject__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__reject__descriptor =
 {
@@ -2577,7 +2726,7 @@ const ProtobufCMessageDescriptor apsweep__v1__reject__descriptor =
   "Apsweep__V1__Reject",
   "apsweep.v1",
   sizeof(Apsweep__V1__Reject),
-  2,
+  4,
   apsweep__v1__reject__field_descriptors,
   apsweep__v1__reject__field_indices_by_name,
   1,  apsweep__v1__reject__number_ranges,
@@ -2789,7 +2938,7 @@ const ProtobufCMessageDescriptor apsweep__v1__cancel__descriptor =
   (ProtobufCMessageInit) apsweep__v1__cancel__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__shutdown__field_descriptors[1] =
+static const ProtobufCFieldDescriptor apsweep__v1__shutdown__field_descriptors[2] =
 {
   {
     "reason",
@@ -2803,14 +2952,27 @@ static const ProtobufCFieldDescriptor apsweep__v1__shutdown__field_descriptors[1
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Shutdown, code),
+    &apsweep__v1__shutdown_code__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__shutdown__field_indices_by_name[] = {
+  1,   /* field[1] = code */
   0,   /* field[0] = reason */
 };
 static const ProtobufCIntRange apsweep__v1__shutdown__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__shutdown__descriptor =
 {
@@ -2820,7 +2982,7 @@ const ProtobufCMessageDescriptor apsweep__v1__shutdown__descriptor =
   "Apsweep__V1__Shutdown",
   "apsweep.v1",
   sizeof(Apsweep__V1__Shutdown),
-  1,
+  2,
   apsweep__v1__shutdown__field_descriptors,
   apsweep__v1__shutdown__field_indices_by_name,
   1,  apsweep__v1__shutdown__number_ranges,
@@ -2917,7 +3079,7 @@ const ProtobufCMessageDescriptor apsweep__v1__blob_chunk__descriptor =
   (ProtobufCMessageInit) apsweep__v1__blob_chunk__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__status_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor apsweep__v1__status_request__field_descriptors[3] =
 {
   {
     "include_correlations",
@@ -2943,15 +3105,28 @@ static const ProtobufCFieldDescriptor apsweep__v1__status_request__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_workers",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__StatusRequest, max_workers),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__status_request__field_indices_by_name[] = {
   0,   /* field[0] = include_correlations */
   1,   /* field[1] = max_failures */
+  2,   /* field[2] = max_workers */
 };
 static const ProtobufCIntRange apsweep__v1__status_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__status_request__descriptor =
 {
@@ -2961,11 +3136,62 @@ const ProtobufCMessageDescriptor apsweep__v1__status_request__descriptor =
   "Apsweep__V1__StatusRequest",
   "apsweep.v1",
   sizeof(Apsweep__V1__StatusRequest),
-  2,
+  3,
   apsweep__v1__status_request__field_descriptors,
   apsweep__v1__status_request__field_indices_by_name,
   1,  apsweep__v1__status_request__number_ranges,
   (ProtobufCMessageInit) apsweep__v1__status_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor apsweep__v1__counter__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Counter, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__Counter, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned apsweep__v1__counter__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange apsweep__v1__counter__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor apsweep__v1__counter__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "apsweep.v1.Counter",
+  "Counter",
+  "Apsweep__V1__Counter",
+  "apsweep.v1",
+  sizeof(Apsweep__V1__Counter),
+  2,
+  apsweep__v1__counter__field_descriptors,
+  apsweep__v1__counter__field_indices_by_name,
+  1,  apsweep__v1__counter__number_ranges,
+  (ProtobufCMessageInit) apsweep__v1__counter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor apsweep__v1__task_counts__field_descriptors[7] =
@@ -3432,7 +3658,7 @@ const ProtobufCMessageDescriptor apsweep__v1__correlation_info__descriptor =
   (ProtobufCMessageInit) apsweep__v1__correlation_info__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descriptors[8] =
+static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descriptors[12] =
 {
   {
     "sweep_id",
@@ -3530,21 +3756,73 @@ static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "counters",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Apsweep__V1__StatusReply, n_counters),
+    offsetof(Apsweep__V1__StatusReply, counters),
+    &apsweep__v1__counter__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "correlations_age_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__StatusReply, correlations_age_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "workers_total",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__StatusReply, workers_total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "journal",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__StatusReply, journal),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__status_reply__field_indices_by_name[] = {
   4,   /* field[4] = correlations */
+  9,   /* field[9] = correlations_age_ms */
+  8,   /* field[8] = counters */
   1,   /* field[1] = counts */
   5,   /* field[5] = eta_seconds */
+  11,   /* field[11] = journal */
   7,   /* field[7] = late_results_dropped */
   3,   /* field[3] = recent_failures */
   0,   /* field[0] = sweep_id */
   6,   /* field[6] = uptime_ms */
   2,   /* field[2] = workers */
+  10,   /* field[10] = workers_total */
 };
 static const ProtobufCIntRange apsweep__v1__status_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__status_reply__descriptor =
 {
@@ -3554,10 +3832,86 @@ const ProtobufCMessageDescriptor apsweep__v1__status_reply__descriptor =
   "Apsweep__V1__StatusReply",
   "apsweep.v1",
   sizeof(Apsweep__V1__StatusReply),
-  8,
+  12,
   apsweep__v1__status_reply__field_descriptors,
   apsweep__v1__status_reply__field_indices_by_name,
   1,  apsweep__v1__status_reply__number_ranges,
   (ProtobufCMessageInit) apsweep__v1__status_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue apsweep__v1__reject_code__enum_values_by_number[10] =
+{
+  { "REJECT_UNSPECIFIED", "APSWEEP__V1__REJECT_CODE__REJECT_UNSPECIFIED", 0 },
+  { "HELLO_REQUIRED", "APSWEEP__V1__REJECT_CODE__HELLO_REQUIRED", 1 },
+  { "VERSION_UNSUPPORTED", "APSWEEP__V1__REJECT_CODE__VERSION_UNSUPPORTED", 2 },
+  { "MALFORMED", "APSWEEP__V1__REJECT_CODE__MALFORMED", 3 },
+  { "BAD_HELLO", "APSWEEP__V1__REJECT_CODE__BAD_HELLO", 4 },
+  { "NOT_LEASE_HOLDER", "APSWEEP__V1__REJECT_CODE__NOT_LEASE_HOLDER", 5 },
+  { "INVALID_RESULT", "APSWEEP__V1__REJECT_CODE__INVALID_RESULT", 6 },
+  { "LIMIT_EXCEEDED", "APSWEEP__V1__REJECT_CODE__LIMIT_EXCEEDED", 7 },
+  { "UNKNOWN_BLOB", "APSWEEP__V1__REJECT_CODE__UNKNOWN_BLOB", 8 },
+  { "WRONG_DIRECTION", "APSWEEP__V1__REJECT_CODE__WRONG_DIRECTION", 9 },
+};
+static const ProtobufCIntRange apsweep__v1__reject_code__value_ranges[] = {
+{0, 0},{0, 10}
+};
+static const ProtobufCEnumValueIndex apsweep__v1__reject_code__enum_values_by_name[10] =
+{
+  { "BAD_HELLO", 4 },
+  { "HELLO_REQUIRED", 1 },
+  { "INVALID_RESULT", 6 },
+  { "LIMIT_EXCEEDED", 7 },
+  { "MALFORMED", 3 },
+  { "NOT_LEASE_HOLDER", 5 },
+  { "REJECT_UNSPECIFIED", 0 },
+  { "UNKNOWN_BLOB", 8 },
+  { "VERSION_UNSUPPORTED", 2 },
+  { "WRONG_DIRECTION", 9 },
+};
+const ProtobufCEnumDescriptor apsweep__v1__reject_code__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "apsweep.v1.RejectCode",
+  "RejectCode",
+  "Apsweep__V1__RejectCode",
+  "apsweep.v1",
+  10,
+  apsweep__v1__reject_code__enum_values_by_number,
+  10,
+  apsweep__v1__reject_code__enum_values_by_name,
+  1,
+  apsweep__v1__reject_code__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue apsweep__v1__shutdown_code__enum_values_by_number[4] =
+{
+  { "SHUTDOWN_UNSPECIFIED", "APSWEEP__V1__SHUTDOWN_CODE__SHUTDOWN_UNSPECIFIED", 0 },
+  { "SWEEP_COMPLETE", "APSWEEP__V1__SHUTDOWN_CODE__SWEEP_COMPLETE", 1 },
+  { "COORDINATOR_STOPPING", "APSWEEP__V1__SHUTDOWN_CODE__COORDINATOR_STOPPING", 2 },
+  { "DRAINED", "APSWEEP__V1__SHUTDOWN_CODE__DRAINED", 3 },
+};
+static const ProtobufCIntRange apsweep__v1__shutdown_code__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex apsweep__v1__shutdown_code__enum_values_by_name[4] =
+{
+  { "COORDINATOR_STOPPING", 2 },
+  { "DRAINED", 3 },
+  { "SHUTDOWN_UNSPECIFIED", 0 },
+  { "SWEEP_COMPLETE", 1 },
+};
+const ProtobufCEnumDescriptor apsweep__v1__shutdown_code__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "apsweep.v1.ShutdownCode",
+  "ShutdownCode",
+  "Apsweep__V1__ShutdownCode",
+  "apsweep.v1",
+  4,
+  apsweep__v1__shutdown_code__enum_values_by_number,
+  4,
+  apsweep__v1__shutdown_code__enum_values_by_name,
+  1,
+  apsweep__v1__shutdown_code__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralCore
+import Records
 
 /// One configured metric family, parsed from the CLI/sweep form, e.g. `gaussian:sigma2=1`,
 /// `gaussian:sigma2=1,sigma2_pruned=2`, `gaussian-diag:estimate=row`, `gaussian-diag:estimate=row,separate`,
@@ -84,18 +85,6 @@ public struct MetricVariant: Sendable, Equatable, Codable {
         case let .gaussianDiagonalGiven(_, pruned): return pruned == nil
         default: return false
         }
-    }
-}
-
-/// Metrics of one layer (or of the whole network): name → value.
-public struct MetricValues: Sendable, Equatable {
-    public var key: String
-    public var values: [(String, Double)]
-
-    public subscript(_ name: String) -> Double? { values.first { $0.0 == name }?.1 }
-
-    public static func == (a: MetricValues, b: MetricValues) -> Bool {
-        a.key == b.key && a.values.map(\.0) == b.values.map(\.0) && a.values.map(\.1) == b.values.map(\.1)
     }
 }
 

@@ -1,20 +1,31 @@
 import Compression
 import Datasets
+import Digest
 import Experiment
 import Foundation
 import NeuralCore
+import Scheduling
 
 /// The task graph of a sweep: baselines (one per model × trial, as the paper retrains the
-/// original per trial) and prune tasks depending on their baseline.
+/// original per trial) and prune tasks depending on their baseline. Every task's id is the first
+/// 24 hex digits of the SHA-256 of its canonical JSON spec, so a task is never stored twice.
 public struct Plan: Sendable {
     public struct Entry: Sendable {
         public let id: String
         public let task: SweepTask
         public let dependsOn: String?
-        public init(id: String, task: SweepTask, dependsOn: String?) { self.id = id; self.task = task; self.dependsOn = dependsOn }
+        /// The canonical JSON (what Assign carries, what the id hashes).
+        public let spec: [UInt8]
+        public init(task: SweepTask, dependsOn: String?) throws {
+            let spec = try task.canonicalJSON()
+            self.task = task
+            self.spec = spec
+            self.id = SweepTask.id(ofSpec: spec)
+            self.dependsOn = dependsOn
+        }
     }
     public let entries: [Entry]
-    /// Data fingerprints the sweep file fixes, by `Plan.fingerprintKey` (journaled with the plan).
+    /// Data fingerprints the sweep file fixes, by pin key (journaled with the plan).
     public let fingerprints: [String: String]
 
     /// A plan from explicit entries (benchmarks and tests).
@@ -24,41 +35,75 @@ public struct Plan: Sendable {
     }
 
     /// The journal's meta key under which the fingerprint of a dataset's shard is pinned.
-    public static func fingerprintKey(dataset: String, shard: Int, of count: Int) -> String { "fingerprint:\(dataset):\(shard)/\(count)" }
+    public static func fingerprintKey(dataset: String, shard: Int, of count: Int) -> String {
+        DataKey(dataset: dataset, shard: shard, count: count).pinKey
+    }
 
     /// `count` no-op tasks sleeping `sleepMs` each (coordinator benchmarks).
     public static func noop(count: Int, sleepMs: Int) throws -> Plan {
-        Plan(entries: try (0..<count).map { i in
+        let tasks = (0..<count).map { i -> SweepTask in
             var t = SweepTask(kind: .noop, model: ModelSpec(.mlp), dataset: "", shardIndex: 0, shardCount: 1, seed: UInt64(i),
                               training: nil, prune: nil, baseline: nil)
             t.sleepMs = sleepMs
-            return Entry(id: try t.id(), task: t, dependsOn: nil)
-        })
+            return t
+        }
+        return Plan(entries: try Plan.entries(tasks.map { ($0, nil) }))
+    }
+
+    /// Canonical specs and ids of many tasks, computed over the cores (the JSON encoding is most
+    /// of a plan's cost: 100,000 tasks take about a second).
+    static func entries(_ tasks: [(SweepTask, String?)]) throws -> [Entry] {
+        var out = [Result<Entry, Error>?](repeating: nil, count: tasks.count)
+        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        out.withUnsafeMutableBufferPointer { buffer in
+            let base = SendablePointer(buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                var i = t
+                while i < tasks.count {
+                    base.pointer[i] = Result { try Entry(task: tasks[i].0, dependsOn: tasks[i].1) }
+                    i += threads
+                }
+            }
+        }
+        return try out.map { try $0!.get() }
     }
 
     public init(_ sweep: SweepFile) throws {
-        var entries: [Entry] = []
-        var seen = Set<String>()
+        var baselines: [(SweepTask, String?)] = []
+        var prunes: [(task: SweepTask, baseline: Int)] = []
         for model in sweep.models {
             for (trial, seed) in sweep.seeds.enumerated() {
                 let shard = trial % sweep.data.shards
                 let base = SweepTask(kind: .baseline, model: model, dataset: sweep.data.dataset, shardIndex: shard,
                                      shardCount: sweep.data.shards, seed: seed, training: sweep.baseline, prune: nil, baseline: nil)
-                let baseID = try base.id()
-                if seen.insert(baseID).inserted { entries.append(Entry(id: baseID, task: base, dependsOn: nil)) }
+                baselines.append((base, nil))
                 for method in sweep.prune.methods {
                     for sparsity in sweep.prune.sparsities {
                         for scope in sweep.prune.scopes {
                             let p = PruneTask(method: method, sparsity: sparsity, scope: scope, seed: seed, fineTune: sweep.prune.fineTune,
                                               mode: sweep.prune.mode, trainBias: sweep.prune.trainBias, metrics: sweep.prune.metrics)
-                            let task = SweepTask(kind: .prune, model: model, dataset: sweep.data.dataset, shardIndex: shard,
-                                                 shardCount: sweep.data.shards, seed: seed, training: nil, prune: p, baseline: baseID)
-                            let id = try task.id()
-                            if seen.insert(id).inserted { entries.append(Entry(id: id, task: task, dependsOn: baseID)) }
+                            prunes.append((SweepTask(kind: .prune, model: model, dataset: sweep.data.dataset, shardIndex: shard,
+                                                     shardCount: sweep.data.shards, seed: seed, training: nil, prune: p, baseline: nil),
+                                           baselines.count - 1))
                         }
                     }
                 }
             }
+        }
+        let baseEntries = try Plan.entries(baselines)
+        let pruneEntries = try Plan.entries(prunes.map { p in
+            var t = p.task
+            t.baseline = baseEntries[p.baseline].id
+            return (t, baseEntries[p.baseline].id)
+        })
+        // Baselines first, each followed by its prune tasks (plan order); duplicates dropped.
+        var byBaseline = [[Entry]](repeating: [], count: baseEntries.count)
+        for (i, e) in pruneEntries.enumerated() { byBaseline[prunes[i].baseline].append(e) }
+        var seen = Set<String>()
+        var entries: [Entry] = []
+        for (b, base) in baseEntries.enumerated() {
+            if seen.insert(base.id).inserted { entries.append(base) }
+            for e in byBaseline[b] where seen.insert(e.id).inserted { entries.append(e) }
         }
         self.entries = entries
         var pins: [String: String] = [:]
@@ -67,4 +112,31 @@ public struct Plan: Sendable {
         }
         fingerprints = pins
     }
+
+    /// The plan as the scheduler and the journal see it.
+    public var planned: [PlannedTask] { entries.map { Plan.planned(id: $0.id, task: $0.task, spec: $0.spec, dependsOn: $0.dependsOn) } }
+
+    static func planned(id: String, task: SweepTask, spec: [UInt8], dependsOn: String?) -> PlannedTask {
+        let epochs: ClosedRange<Int>?
+        switch task.kind {
+        case .baseline: epochs = (task.training?.epochs ?? 0) >= 1 ? 1...(task.training!.epochs) : nil
+        case .prune: epochs = 0...(task.prune?.fineTune.epochs ?? 0)
+        case .noop: epochs = nil
+        }
+        let data = task.dataset.isEmpty ? nil : DataKey(dataset: task.dataset, shard: task.shardIndex, count: task.shardCount)
+        let kind: PlannedTask.Kind = task.kind == .baseline ? .baseline : (task.kind == .prune ? .prune : .noop)
+        return PlannedTask(id: id, kind: kind, label: task.label, spec: spec, dependsOn: dependsOn, data: data, epochs: epochs)
+    }
+
+    /// Describes a task of an older journal from its spec (journal migrations).
+    public static func describe(_ id: String, _ kind: String, _ label: String, _ spec: [UInt8], _ dependsOn: String?) throws -> PlannedTask {
+        let task = try SweepTask.decode(spec)
+        return planned(id: id, task: task, spec: spec, dependsOn: dependsOn)
+    }
+}
+
+/// A pointer that may cross into `concurrentPerform` (each thread writes its own indices).
+struct SendablePointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ p: UnsafeMutablePointer<T>) { pointer = p }
 }

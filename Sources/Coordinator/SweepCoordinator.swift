@@ -1,81 +1,77 @@
-import Datasets
-import Experiment
+import BlobStore
 import Foundation
+import Journal
+import Messages
+import Records
+import Scheduling
 import Wire
 
-/// Settings of a coordinator. Timer defaults are the protocol's (Proto/PROTOCOL.md §3).
+/// Settings of a coordinator process. The scheduler's own (timers, attempts, limits) are in
+/// `scheduler`; these are the shell's.
 public struct CoordinatorConfig: Sendable {
     public var bind: String
-    public var blobDirectory: String
     public var curve: CurveKeyPair?
     /// Public keys (Z85) admitted when `curve` is set.
     public var allowedWorkerKeys: Set<String>
-    public var heartbeatMs: Int64 = 1000
-    public var livenessMs: Int64 = 5000
-    public var leaseMs: Int64 = 15000
-    public var maxChunkBytes = 4 << 20
-    public var maxAttempts = 3
-    /// Send Shutdown to the workers and return when every task is done or failed.
-    public var exitWhenDone = true
+    public var scheduler = SchedulerConfig()
+    /// At most this many messages are handled before the batch is committed and sent.
+    public var batchMessages = 5000
+    /// … or this much time spent handling them.
+    public var batchMs: Int64 = 25
+    /// How often the WAL is copied into the journal file.
+    public var checkpointEveryMs: Int64 = 30_000
+    /// How often the correlations for `status` are recomputed (off the loop) when records changed.
+    public var correlationsEveryMs: Int64 = 10_000
+    /// Queue every FAILED task again before starting (`--retry-failed`).
+    public var retryFailed = false
 
-    public init(bind: String, blobDirectory: String, curve: CurveKeyPair? = nil, allowedWorkerKeys: Set<String> = []) {
+    public init(bind: String, curve: CurveKeyPair? = nil, allowedWorkerKeys: Set<String> = []) {
         self.bind = bind
-        self.blobDirectory = blobDirectory
         self.curve = curve
         self.allowedWorkerKeys = allowedWorkerKeys
     }
 }
 
-/// What the coordinator knows of one worker.
-struct WorkerEntry {
-    var identity: [UInt8]
-    var hello: Hello
-    var lastSeenMs: Int64
-    var lastAssignedMs: Int64 = 0
-    var slots: UInt32 = 0
-    var task: String?
-    var epoch: UInt32 = 0
-    var tasksDone = 0
-    var alive = true
-    /// The worker announced it is leaving (Ready with 0 slots): no more tasks for it.
-    var draining = false
+/// Why `SweepCoordinator.run` returned.
+public enum CoordinatorOutcome: Equatable, Sendable {
+    /// Every task is done or failed.
+    case complete(done: Int, failed: Int)
+    /// Stopped by a signal (leases released without counting, workers told, stop journaled).
+    case stopped(reason: String)
+    /// The journal could not be written (disk full, I/O error): the coordinator stopped without
+    /// sending anything its journal does not hold.
+    case journalFailed(String)
 }
 
-/// Hands tasks to workers, journals everything, survives its own and its workers' crashes.
-///
-/// Single-threaded: one loop owns the socket, the registry and the journal. It receives with a
-/// short timeout, handles the message, then checks liveness and leases and schedules.
+/// The coordinator process: a thin loop around the pure `Scheduler`. Each turn it reads every
+/// queued message (bounded by `batchMessages` and `batchMs`), hands each to the scheduler, ticks
+/// it, then applies the effects in order — the journal batch in one transaction first, then the
+/// sends — so that nothing leaves the coordinator that its journal does not already hold. File
+/// work for blobs is done as the scheduler asks for it. Correlations for `status` come from a
+/// second thread reading the journal; the loop never aggregates.
 public final class SweepCoordinator {
-    public let journal: Journal
+    public let journal: SweepJournal
+    public let blobs: BlobStore
     public let config: CoordinatorConfig
+    let scheduler: Scheduler
     let router: RouterEndpoint
     let context: ZMQContext
     let authenticator: ZAPAuthenticator?
-    var tasks: [StoredTask]
-    /// Each task's spec, decoded once.
-    var specs: [SweepTask?] = []
-    var index: [String: Int] = [:]
-    /// Indices of leased tasks, of tasks that depend on each task, the count of finished (done or
-    /// failed) tasks, and where the scan for schedulable tasks starts: so that no step of the
-    /// loop is linear in the size of the sweep.
-    var leased = Set<Int>()
-    var dependents: [String: [Int]] = [:]
-    var finishedCount = 0
-    var scanFrom = 0
-    var workers: [String: WorkerEntry] = [:]
-    var pinnedFingerprints: [String: String] = [:]
-    var uploads: [String: FileHandle] = [:]
-    public private(set) var lateResultsDropped = 0
-    var recentFailures: [FailureInfo] = []
-    let started = nowMs()
-    let sweepID: String
-    /// Called after every journaled change (aggregation and live output hook in here).
-    public var onChange: (() -> Void)?
+    let correlations: CorrelationService?
+    /// Lines the coordinator logs (stderr by default).
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(("coordinator: " + $0 + "\n").utf8)) }
+    /// Called after every committed batch with the current counts (live progress in the CLI).
+    public var onCommit: ((TaskCounts) -> Void)?
+    private var finished = false
+    private var lastCheckpointMs: Int64 = 0
 
-    public init(journal: Journal, config: CoordinatorConfig) throws {
+    /// `describeSpec` turns a journal's task spec into the label and data key used for
+    /// correlations (nil: status shows no correlations).
+    public init(journal: SweepJournal, blobs: BlobStore, config: CoordinatorConfig, correlations: CorrelationService? = nil) throws {
         self.journal = journal
+        self.blobs = blobs
         self.config = config
-        try FileManager.default.createDirectory(atPath: config.blobDirectory, withIntermediateDirectories: true)
+        self.correlations = correlations
         context = try ZMQContext()
         if config.curve != nil {
             let auth = try ZAPAuthenticator(context: context, allowedPublicKeys: config.allowedWorkerKeys)
@@ -84,483 +80,178 @@ public final class SweepCoordinator {
         } else {
             authenticator = nil
         }
-        router = try RouterEndpoint(context: context, bind: config.bind, curve: config.curve)
-        tasks = try journal.loadTasks()
-        for (i, t) in tasks.enumerated() { index[t.id] = i }
-        specs = tasks.map { try? SweepTask.decode($0.spec) }
-        for (i, t) in tasks.enumerated() {
-            if let d = t.dependsOn { dependents[d, default: []].append(i) }
-            if t.state == .leased { leased.insert(i) }
-            if t.state == .done || t.state == .failed { finishedCount += 1 }
-        }
-        sweepID = try journal.meta("sweep_id") ?? String(UUID().uuidString.prefix(8))
-        try journal.setMeta("sweep_id", sweepID)
-        try journal.setMeta("apsweep_version", apsweepVersion)
-        for t in tasks where t.kind == "baseline" {
-            if let spec = try? SweepTask.decode(t.spec), let fp = try journal.meta(Self.fingerprintKey(spec)) { pinnedFingerprints[Self.fingerprintKey(spec)] = fp }
-        }
-        // After a restart, leases wait one liveness window for their workers to come back.
-        let grace = nowMs() + config.livenessMs
-        for i in leased { tasks[i].leaseDeadlineMs = grace }
-        try journal.event(nil, nil, "coordinator-start", "\(tasks.filter { $0.state == .done }.count) of \(tasks.count) tasks already done")
+        router = try RouterEndpoint(context: context, bind: config.bind, curve: config.curve,
+                                    maxFrameBytes: max(Codec.defaultMaxFrameBytes, config.scheduler.maxChunkBytes + (1 << 16)))
+        var state = try journal.load()
+        if state.sweepID.isEmpty { state.sweepID = String(UUID().uuidString.prefix(8)).lowercased() }
+        scheduler = Scheduler(restoring: state, config: config.scheduler, now: nowMs())
+        if try journal.meta("sweep_id") == nil { try journal.apply([.meta(key: "sweep_id", value: state.sweepID)]) }
+        try journal.apply([.meta(key: "apsweep_version", value: apsweepVersion)])
+        if config.retryFailed { scheduler.handle(.retryFailed, now: nowMs()) }
+        _ = try commit()
+        correlations?.start()
     }
 
     /// The bound endpoint (with the port chosen when binding "tcp://…:*").
     public var endpoint: String { router.endpoint }
 
-    public var isFinished: Bool { finishedCount == tasks.count }
+    public var isFinished: Bool { scheduler.isFinished }
 
-    /// Every change of a task's state in memory goes through here (the journal is written first).
-    func transition(_ i: Int, to state: TaskState) {
-        let old = tasks[i].state
-        guard old != state else { return }
-        if old == .done || old == .failed { finishedCount -= 1 }
-        if state == .done || state == .failed { finishedCount += 1 }
-        if old == .leased { leased.remove(i) }
-        if state == .leased { leased.insert(i) }
-        if state == .queued || state == .stale { scanFrom = min(scanFrom, i) }
-        tasks[i].state = state
+    /// Task states by id (tests and the CLI).
+    public var taskStates: [String: TaskState] {
+        (try? journal.tasks()).map { Dictionary(uniqueKeysWithValues: $0.map { ($0.task.id, $0.row.state) }) } ?? [:]
     }
 
-    /// Runs until every task is done or failed (with `exitWhenDone`) or `stop()` returns true.
-    public func run(stop: () -> Bool = { false }) throws {
+    public func status(_ request: StatusRequest = StatusRequest()) -> StatusReply { decorate(scheduler.status(request, now: nowMs())) }
+
+    /// Runs until the sweep is complete (when the scheduler says so), `stop()` gives a reason
+    /// (SIGINT/SIGTERM), or the journal fails.
+    public func run(stop: () -> String? = { nil }) -> CoordinatorOutcome {
         defer { close() }
-        var lastCheck: Int64 = 0
-        while !stop() {
-            if let incoming = try router.receive(timeoutMs: 50) { try handle(incoming) }
-            let now = nowMs()
-            if now - lastCheck >= 100 {
-                try checkLiveness(now)
-                lastCheck = now
+        while true {
+            if let reason = stop() {
+                scheduler.handle(.stop(reason: reason), now: nowMs())
+                if case let .journalFailed(why)? = try? commitOrFail() { return .journalFailed(why) }
+                linger()
+                return .stopped(reason: reason)
             }
-            try schedule(now)
-            if config.exitWhenDone && isFinished {
-                for w in workers.values where w.alive { try? router.send(.shutdown(Shutdown(reason: "sweep complete")), to: w.identity) }
-                try journal.event(nil, nil, "sweep-complete", "\(tasks.filter { $0.state == .done }.count) done, \(tasks.filter { $0.state == .failed }.count) failed")
-                // Give the shutdown messages a moment on the wire.
-                let until = nowMs() + 200
-                while nowMs() < until { if let incoming = try router.receive(timeoutMs: 20) { try? handle(incoming) } }
-                return
+            let turn = nowMs()
+            var handled = 0
+            var waited = false
+            while handled < config.batchMessages && nowMs() - turn < config.batchMs {
+                let incoming: Incoming?
+                do {
+                    incoming = waited ? try router.receiveNow() : try router.receive(timeoutMs: 50)
+                } catch {
+                    log("receive: \(error)")
+                    break
+                }
+                waited = true
+                guard let incoming else { break }
+                handled += 1
+                switch incoming {
+                case let .message(peer, envelope): scheduler.handle(.message(peer: peer, envelope.message, incarnation: envelope.incarnation), now: nowMs())
+                case let .refused(peer, code, reason): scheduler.handle(.refused(peer: peer, code: code, reason: reason), now: nowMs())
+                }
+                runBlobIO()
+            }
+            scheduler.handle(.tick, now: nowMs())
+            if case let .journalFailed(why)? = try? commitOrFail() { return .journalFailed(why) }
+            if nowMs() - lastCheckpointMs > config.checkpointEveryMs {
+                journal.checkpoint()
+                lastCheckpointMs = nowMs()
+            }
+            if finished {
+                linger()
+                return .complete(done: scheduler.count(.done), failed: scheduler.count(.failed))
+            }
+        }
+    }
+
+    /// Commits and sends; returns `.journalFailed` when the journal refused the batch.
+    private func commitOrFail() throws -> CoordinatorOutcome? {
+        do {
+            if try commit() { finished = true }
+            return nil
+        } catch {
+            log("cannot write the journal: \(error)")
+            log("stopping without sending what the journal does not hold; run the same command again once the cause is fixed")
+            return .journalFailed("\(error)")
+        }
+    }
+
+    /// Applies the scheduler's effects: journal first, then sends. Returns whether the
+    /// scheduler's work is over. A send that fails is fed back to the scheduler (and what that
+    /// produces goes with the next batch).
+    @discardableResult
+    func commit() throws -> Bool {
+        let effects = scheduler.takeEffects()
+        try journal.apply(effects.journal)
+        for line in effects.logs { log(line) }
+        for (peer, message) in effects.sends {
+            let outcome: SendOutcome
+            do { outcome = try router.send(decorated(message), to: peer) } catch {
+                log("cannot encode \(message.name): \(error)")
+                continue
+            }
+            if outcome != .sent { scheduler.handle(.sendFailed(peer: peer, message: message, unreachable: outcome == .unreachable), now: nowMs()) }
+        }
+        if !effects.journal.isEmpty, let onCommit { onCommit(scheduler.status(StatusRequest(maxWorkers: 1), now: nowMs()).counts ?? TaskCounts()) }
+        return effects.finished
+    }
+
+    /// The file work the scheduler asked for, done at once (its outcome is handled before the
+    /// next message).
+    func runBlobIO() {
+        while true {
+            let work = scheduler.takeBlobIO()
+            if work.isEmpty { return }
+            for io in work {
+                switch io {
+                case let .write(uploader, chunk):
+                    do {
+                        if try blobs.append(chunk.data, hash: chunk.hash, source: uploader, offset: chunk.offset, last: chunk.last) {
+                            scheduler.handle(.blobStored(hash: chunk.hash, size: chunk.totalSize, uploader: uploader), now: nowMs())
+                        }
+                    } catch let e as BlobError {
+                        scheduler.handle(.blobRejected(hash: chunk.hash, uploader: uploader, reason: e.description), now: nowMs())
+                        if case .diskFull = e {
+                            log("\(e)")
+                            scheduler.handle(.stop(reason: "disk full under \(blobs.directory)"), now: nowMs())
+                        }
+                    } catch {
+                        scheduler.handle(.blobRejected(hash: chunk.hash, uploader: uploader, reason: "\(error)"), now: nowMs())
+                    }
+                case let .serve(peer, hash, offset, maxBytes):
+                    guard blobs.verify(hash) else {
+                        scheduler.handle(.blobMissing(hash: hash, reason: blobs.contains(hash + ".corrupt") ? "corrupt" : "missing from \(blobs.directory)"), now: nowMs())
+                        _ = try? router.send(.reject(Reject(.unknownBlob, "checkpoint \(hash.prefix(12)) is not intact here; its baseline runs again")), to: peer)
+                        continue
+                    }
+                    do {
+                        let (data, total) = try blobs.read(hash, offset: offset, maxBytes: maxBytes)
+                        let chunk = BlobChunk(hash: hash, offset: offset, totalSize: total, data: data, last: offset + UInt64(data.count) >= total)
+                        _ = try router.send(.blobChunk(chunk), to: peer)
+                    } catch {
+                        scheduler.handle(.blobMissing(hash: hash, reason: "unreadable: \(error)"), now: nowMs())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Status replies get the latest correlations and the journal's path; the scheduler does
+    /// not know either.
+    func decorated(_ message: Message) -> Message {
+        guard case let .statusReply(r) = message else { return message }
+        return .statusReply(decorate(r))
+    }
+
+    func decorate(_ reply: StatusReply) -> StatusReply {
+        var r = reply
+        r.journal = journal.path
+        if let (values, at) = correlations?.latest() {
+            r.correlations = values
+            r.correlationsAgeMs = UInt64(max(0, nowMs() - at))
+        }
+        return r
+    }
+
+    /// Gives the last messages (Shutdown) a moment on the wire.
+    func linger() {
+        let until = nowMs() + 200
+        while nowMs() < until {
+            if let incoming = try? router.receive(timeoutMs: 20), case let .message(peer, envelope) = incoming, case .statusRequest = envelope.message {
+                scheduler.handle(.message(peer: peer, envelope.message, incarnation: envelope.incarnation), now: nowMs())
+                _ = try? commit()
             }
         }
     }
 
     func close() {
+        correlations?.stop()
         router.socket.close()
         authenticator?.stop()
         context.close()
     }
-
-    static func fingerprintKey(_ t: SweepTask) -> String { Plan.fingerprintKey(dataset: t.dataset, shard: t.shardIndex, of: t.shardCount) }
-
-    // MARK: messages
-
-    func handle(_ incoming: Incoming) throws {
-        switch incoming {
-        case let .refused(peer, reason):
-            try journal.event(nil, String(decoding: peer, as: UTF8.self), "refused-frame", reason)
-        case let .message(peer, envelope):
-            let id = String(decoding: peer, as: UTF8.self)
-            if case let .statusRequest(request) = envelope.message {
-                try router.send(.statusReply(status(request)), to: peer)
-                return
-            }
-            if case let .hello(hello) = envelope.message { return try handleHello(peer, id, hello) }
-            guard workers[id] != nil else {
-                try? router.send(.reject(Reject(reason: "HELLO_REQUIRED: say Hello first (coordinator restarted?)")), to: peer)
-                return
-            }
-            workers[id]!.lastSeenMs = nowMs()
-            workers[id]!.alive = true
-            switch envelope.message {
-            case let .ready(r) where r.slots == 0:
-                workers[id]!.draining = true
-                workers[id]!.slots = 0
-            case let .ready(r):
-                // A Ready that crosses an Assign in flight is stale: the worker is busy.
-                if let t = workers[id]!.task, let i = index[t], tasks[i].state == .leased, tasks[i].worker == id { break }
-                workers[id]!.task = nil
-                workers[id]!.slots = max(1, r.slots)
-            case let .heartbeat(h):
-                workers[id]!.epoch = h.epoch
-                var deadline: UInt64 = 0
-                if !h.taskID.isEmpty, let i = index[h.taskID], tasks[i].state == .leased, tasks[i].worker == id {
-                    let d = nowMs() + config.leaseMs
-                    tasks[i].leaseDeadlineMs = d
-                    try journal.extendLease(h.taskID, deadlineMs: d)
-                    deadline = UInt64(d)
-                }
-                try? router.send(.heartbeatAck(HeartbeatAck(coordinatorUnixMs: UInt64(nowMs()), leaseDeadlineUnixMs: deadline)), to: peer)
-            case let .progress(p):
-                if let i = index[p.taskID], tasks[i].state != .done, tasks[i].state != .failed {
-                    try journal.storeRecords(p.taskID, p.records)
-                    if let last = p.records.last { workers[id]!.epoch = last.epoch }
-                    onChange?()
-                }
-            case let .blobChunk(chunk):
-                try receiveBlob(chunk, from: id)
-            case let .result(r):
-                try handleResult(r, from: id)
-            case let .failure(f):
-                try handleFailure(f, from: id)
-            case let .blobRequest(b):
-                try serveBlob(b, to: peer)
-            default:
-                try? router.send(.reject(Reject(reason: "\(envelope.message.name) is not a worker → coordinator message")), to: peer)
-            }
-        }
-    }
-
-    func handleHello(_ peer: [UInt8], _ id: String, _ hello: Hello) throws {
-        guard !hello.workerID.isEmpty, hello.workerID == id else {
-            try? router.send(.reject(Reject(reason: "worker id '\(hello.workerID)' must equal the socket's routing identity")), to: peer)
-            return
-        }
-        try journal.seenWorker(hello)
-        var entry = workers[id] ?? WorkerEntry(identity: peer, hello: hello, lastSeenMs: nowMs())
-        entry.hello = hello
-        entry.identity = peer
-        entry.lastSeenMs = nowMs()
-        entry.alive = true
-        entry.draining = false
-        entry.slots = 0
-        // A lease this worker holds survives only if the worker says it is still running it.
-        for i in leased.sorted() where tasks[i].worker == id {
-            if tasks[i].id == hello.runningTaskID {
-                tasks[i].leaseDeadlineMs = nowMs() + config.leaseMs
-                entry.task = tasks[i].id
-            } else {
-                try releaseLease(i, reason: "worker \(id) reconnected without it", now: nowMs())
-            }
-        }
-        if hello.runningTaskID.isEmpty { entry.task = nil }
-        workers[id] = entry
-        // Say in the journal (and so in `status`) why a worker will stay idle: data the sweep pinned otherwise.
-        for d in hello.data {
-            if let pinned = contradictedPin(d) {
-                try journal.event(nil, id, "data-mismatch",
-                                  "\(d.dataset) shard \(d.shardIndex)/\(d.shardCount) has SHA-256 \(d.fingerprint.prefix(12)), the sweep runs on \(pinned.prefix(12)); this worker gets no task of it")
-            }
-        }
-        var welcome = Welcome()
-        welcome.coordinatorID = "apsweep-coordinator"
-        welcome.sweepID = sweepID
-        welcome.heartbeatIntervalMs = UInt32(config.heartbeatMs)
-        welcome.livenessMs = UInt32(config.livenessMs)
-        welcome.maxChunkBytes = UInt32(config.maxChunkBytes)
-        try router.send(.welcome(welcome), to: peer)
-        onChange?()
-    }
-
-    func handleResult(_ r: TaskResult, from id: String) throws {
-        // A result frees the worker's slot at once (its Ready follows, but need not be waited for).
-        if var w = workers[id], w.task == r.taskID {
-            w.task = nil
-            if !w.draining { w.slots = max(1, w.slots) }
-            workers[id] = w
-        }
-        guard let i = index[r.taskID] else {
-            try journal.event(r.taskID, id, "unknown-result", nil)
-            return
-        }
-        if tasks[i].state == .done || tasks[i].state == .failed {
-            lateResultsDropped += 1
-            try journal.event(r.taskID, id, "late-result-dropped", "task already \(tasks[i].state.rawValue)")
-            return
-        }
-        if tasks[i].kind == "baseline" {
-            guard !r.checkpointHash.isEmpty, FileManager.default.fileExists(atPath: blobPath(r.checkpointHash)) else {
-                return try handleFailure(Failure(taskID: r.taskID, attempt: r.attempt, reason: "checkpoint \(r.checkpointHash.prefix(12)) was not uploaded completely", retryable: true), from: id)
-            }
-        }
-        let other = tasks[i].worker
-        try journal.complete(r.taskID, records: r.records, checkpoint: r.checkpointHash.isEmpty ? nil : r.checkpointHash,
-                             baseline: r.baseline, worker: id, attempt: tasks[i].attempt)
-        transition(i, to: .done)
-        tasks[i].worker = id
-        tasks[i].checkpoint = r.checkpointHash.isEmpty ? nil : r.checkpointHash
-        tasks[i].baseline = r.baseline
-        tasks[i].finishedMs = nowMs()
-        for j in dependents[r.taskID] ?? [] where tasks[j].state == .blocked { transition(j, to: .queued) }
-        workers[id]?.tasksDone += 1
-        if let other, other != id, let w = workers[other], w.task == r.taskID {
-            try? router.send(.cancel(Cancel(taskID: r.taskID, reason: "finished by \(id)")), to: w.identity)
-            workers[other]?.task = nil
-        }
-        onChange?()
-    }
-
-    func handleFailure(_ f: Failure, from id: String) throws {
-        if f.reason.hasPrefix("BUSY"), let i = index[f.taskID], tasks[i].state == .leased, tasks[i].worker == id {
-            // Our view of the worker's slot was stale: take the task back without counting the
-            // attempt, and wait for the worker's Ready.
-            tasks[i].attempt -= 1
-            workers[id]?.task = nil
-            workers[id]?.slots = 0
-            return try setState(i, .queued, worker: nil, deadline: nil, event: "busy", detail: f.reason)
-        }
-        // Like a result, a failure frees the worker's slot.
-        if var w = workers[id], w.task == f.taskID {
-            w.task = nil
-            if !w.draining { w.slots = max(1, w.slots) }
-            workers[id] = w
-        }
-        guard let i = index[f.taskID], tasks[i].state == .leased || tasks[i].state == .queued || tasks[i].state == .stale else { return }
-        var info = FailureInfo()
-        info.taskID = f.taskID; info.workerID = id; info.reason = f.reason; info.atUnixMs = UInt64(nowMs()); info.attempt = UInt32(tasks[i].attempt)
-        recentFailures.append(info)
-        if recentFailures.count > 50 { recentFailures.removeFirst() }
-        if f.retryable && tasks[i].attempt < config.maxAttempts {
-            try setState(i, .stale, worker: nil, deadline: nil, error: f.reason, event: "failure-retry")
-        } else {
-            try setState(i, .failed, worker: id, deadline: nil, error: f.reason, event: "failed")
-            try failDependents(of: tasks[i].id, reason: "its baseline failed: \(f.reason)")
-        }
-        onChange?()
-    }
-
-    func failDependents(of id: String, reason: String) throws {
-        for j in dependents[id] ?? [] where tasks[j].state == .blocked || tasks[j].state == .queued {
-            try setState(j, .failed, worker: nil, deadline: nil, error: reason, event: "failed")
-        }
-    }
-
-    func setState(_ i: Int, _ state: TaskState, worker: String?, deadline: Int64?, error: String? = nil, event: String, detail: String? = nil) throws {
-        try journal.setState(tasks[i].id, state, attempt: tasks[i].attempt, worker: worker, leaseDeadlineMs: deadline, error: error, event: event, detail: detail)
-        transition(i, to: state)
-        tasks[i].worker = worker
-        tasks[i].leaseDeadlineMs = deadline
-        if let error { tasks[i].lastError = error }
-    }
-
-    // MARK: liveness and leases
-
-    func checkLiveness(_ now: Int64) throws {
-        for (id, w) in workers where w.alive && now - w.lastSeenMs > config.livenessMs {
-            workers[id]!.alive = false
-            workers[id]!.task = nil
-            try journal.event(nil, id, "worker-dead", "silent for \(now - w.lastSeenMs) ms")
-            for i in leased.sorted() where tasks[i].worker == id {
-                try releaseLease(i, reason: "worker \(id) silent for \(now - w.lastSeenMs) ms", now: now)
-            }
-        }
-        for i in leased.sorted() where (tasks[i].leaseDeadlineMs ?? 0) < now {
-            try releaseLease(i, reason: "lease expired", now: now)
-        }
-    }
-
-    func releaseLease(_ i: Int, reason: String, now: Int64) throws {
-        if let w = tasks[i].worker, workers[w]?.task == tasks[i].id { workers[w]!.task = nil }
-        if tasks[i].attempt >= config.maxAttempts {
-            try setState(i, .failed, worker: tasks[i].worker, deadline: nil, error: reason, event: "failed")
-            try failDependents(of: tasks[i].id, reason: "its baseline failed: \(reason)")
-        } else {
-            try setState(i, .stale, worker: nil, deadline: nil, error: reason, event: "stale")
-        }
-        onChange?()
-    }
-
-    // MARK: scheduling
-
-    /// Whether worker `w` holds the data task `t` needs (dataset, shard, and the pinned fingerprint).
-    func holds(_ w: WorkerEntry, _ t: SweepTask) -> Bool {
-        if t.dataset.isEmpty { return true }   // no-op tasks need no data
-        let key = Self.fingerprintKey(t)
-        return w.hello.data.contains { d in
-            d.dataset == t.dataset && Int(d.shardIndex) == t.shardIndex && Int(d.shardCount) == t.shardCount
-                && (pinnedFingerprints[key] == nil || pinnedFingerprints[key] == d.fingerprint)
-        }
-    }
-
-    func schedule(_ now: Int64) throws {
-        // Least recently assigned idle workers first.
-        let idle = workers.values.filter { $0.alive && $0.slots > 0 && $0.task == nil }.sorted { $0.lastAssignedMs < $1.lastAssignedMs }
-        guard !idle.isEmpty else { return }
-        for worker in idle {
-            let id = String(decoding: worker.identity, as: UTF8.self)
-            // Tasks before scanFrom are neither queued nor stale; skip them.
-            while scanFrom < tasks.count && tasks[scanFrom].state != .queued && tasks[scanFrom].state != .stale { scanFrom += 1 }
-            var candidate: Int?
-            var i = scanFrom
-            while i < tasks.count {
-                let state = tasks[i].state
-                if (state == .queued || state == .stale) && eligible(i, worker) { candidate = i; break }
-                i += 1
-            }
-            guard let i = candidate else { continue }
-            try lease(i, to: id, now: now)
-        }
-    }
-
-    func eligible(_ i: Int, _ worker: WorkerEntry) -> Bool {
-        guard let spec = specs[i] else { return false }
-        return holds(worker, spec)
-    }
-
-    func lease(_ i: Int, to id: String, now: Int64) throws {
-        guard let spec = specs[i] else { throw SweepError.invalid("task \(tasks[i].id) has an unreadable spec") }
-        let key = Self.fingerprintKey(spec)
-        if !spec.dataset.isEmpty, pinnedFingerprints[key] == nil, let d = workers[id]!.hello.data.first(where: { $0.dataset == spec.dataset && Int($0.shardIndex) == spec.shardIndex && Int($0.shardCount) == spec.shardCount }) {
-            pinnedFingerprints[key] = d.fingerprint
-            try journal.setMeta(key, d.fingerprint)
-        }
-        var required: [String] = []
-        if let base = spec.baseline, let b = index[base], let hash = tasks[b].checkpoint { required.append(hash) }
-        let deadline = now + config.leaseMs
-        tasks[i].attempt += 1
-        // Journal first, then send: a crash in between leaves a lease that simply expires.
-        try setState(i, .leased, worker: id, deadline: deadline, event: "leased", detail: "attempt \(tasks[i].attempt)")
-        tasks[i].startedMs = now
-        var assign = Assign()
-        assign.taskID = tasks[i].id
-        assign.attempt = UInt32(tasks[i].attempt)
-        assign.leaseDeadlineUnixMs = UInt64(deadline)
-        assign.specFormat = SweepTask.specFormat
-        assign.spec = tasks[i].spec
-        assign.requiredBlobs = required
-        workers[id]!.task = tasks[i].id
-        workers[id]!.epoch = 0
-        workers[id]!.slots -= 1
-        workers[id]!.lastAssignedMs = now
-        do {
-            try router.send(.assign(assign), to: workers[id]!.identity)
-        } catch {
-            // The Assign never left: the worker's connection is gone (killed between its last
-            // message and now). It is dead as surely as a silent one, and the attempt that could not
-            // be sent does not count against max_attempts.
-            workers[id]!.alive = false
-            workers[id]!.task = nil
-            try journal.event(nil, id, "worker-dead", "unreachable: \(error)")
-            tasks[i].attempt -= 1
-            try releaseLease(i, reason: "cannot reach worker \(id): \(error)", now: now)
-        }
-        onChange?()
-    }
-
-    // MARK: blobs
-
-    func blobPath(_ hash: String) -> String { (config.blobDirectory as NSString).appendingPathComponent(hash) }
-
-    func receiveBlob(_ chunk: BlobChunk, from id: String) throws {
-        guard chunk.hash.count == 64, chunk.hash.allSatisfy({ $0.isHexDigit }) else {
-            try journal.event(nil, id, "bad-blob", "hash '\(chunk.hash.prefix(16))' is not SHA-256 hex")
-            return
-        }
-        let final = blobPath(chunk.hash)
-        if FileManager.default.fileExists(atPath: final) { return }
-        let part = final + ".part-" + id
-        if chunk.offset == 0 {
-            FileManager.default.createFile(atPath: part, contents: nil)
-            uploads[part] = FileHandle(forWritingAtPath: part)
-        }
-        guard let handle = uploads[part] else { return }
-        try handle.seek(toOffset: chunk.offset)
-        handle.write(Data(chunk.data))
-        if chunk.last {
-            try handle.close()
-            uploads[part] = nil
-            guard let data = FileManager.default.contents(atPath: part), UInt64(data.count) == chunk.totalSize else {
-                try? FileManager.default.removeItem(atPath: part)
-                try journal.event(nil, id, "bad-blob", "\(chunk.hash.prefix(12)): size mismatch")
-                return
-            }
-            var h = SHA256Hasher()
-            h.update(Array(data))
-            guard h.hexDigest() == chunk.hash else {
-                try? FileManager.default.removeItem(atPath: part)
-                try journal.event(nil, id, "bad-blob", "\(chunk.hash.prefix(12)): content does not match its hash")
-                return
-            }
-            try FileManager.default.moveItem(atPath: part, toPath: final)
-            try journal.storedBlob(chunk.hash, size: data.count)
-        }
-    }
-
-    func serveBlob(_ request: BlobRequest, to peer: [UInt8]) throws {
-        let path = blobPath(request.hash)
-        guard request.hash.allSatisfy({ $0.isHexDigit }), let handle = FileHandle(forReadingAtPath: path) else {
-            try? router.send(.blobChunk(BlobChunk(hash: request.hash, offset: request.offset, totalSize: 0, data: [], last: true)), to: peer)
-            return
-        }
-        defer { try? handle.close() }
-        let size = try handle.seekToEnd()
-        try handle.seek(toOffset: min(request.offset, size))
-        let limit = min(Int(request.maxBytes == 0 ? UInt32(config.maxChunkBytes) : request.maxBytes), config.maxChunkBytes)
-        let data = try handle.read(upToCount: limit) ?? Data()
-        try router.send(.blobChunk(BlobChunk(hash: request.hash, offset: request.offset, totalSize: size, data: Array(data),
-                                             last: request.offset + UInt64(data.count) >= size)), to: peer)
-    }
-
-    // MARK: status
-
-    /// True when every shard the worker holds contradicts a fingerprint the sweep pinned: it will
-    /// never get a task (`status` shows it as "other-data", not as an idle worker).
-    func holdsOnlyOtherData(_ w: WorkerEntry) -> Bool {
-        !w.hello.data.isEmpty && w.hello.data.allSatisfy { contradictedPin($0) != nil }
-    }
-
-    /// The fingerprint the sweep pinned for this dataset's shard when `d` holds other data, else nil.
-    func contradictedPin(_ d: DataHolding) -> String? {
-        let pinned = pinnedFingerprints[Plan.fingerprintKey(dataset: d.dataset, shard: Int(d.shardIndex), of: Int(d.shardCount))]
-        return pinned != nil && pinned != d.fingerprint ? pinned : nil
-    }
-
-    public func status(_ request: StatusRequest = StatusRequest()) -> StatusReply {
-        var reply = StatusReply()
-        reply.sweepID = sweepID
-        var counts = TaskCounts()
-        counts.total = UInt32(tasks.count)
-        for t in tasks {
-            switch t.state {
-            case .done: counts.done += 1
-            case .leased: counts.running += 1
-            case .queued: counts.queued += 1
-            case .stale: counts.stale += 1
-            case .failed: counts.failed += 1
-            case .blocked: counts.blocked += 1
-            }
-        }
-        reply.counts = counts
-        let now = nowMs()
-        reply.workers = workers.keys.sorted().map { id in
-            let w = workers[id]!
-            var s = WorkerStatus()
-            s.workerID = id; s.host = w.hello.host; s.cores = w.hello.cores; s.currentTask = w.task ?? ""
-            s.epoch = w.epoch; s.heartbeatAgeMs = UInt64(max(0, now - w.lastSeenMs)); s.tasksDone = UInt32(w.tasksDone)
-            s.state = !w.alive ? "dead" : (w.task != nil ? "busy" : (holdsOnlyOtherData(w) ? "other-data" : "idle"))
-            return s
-        }
-        let maxFailures = Int(request.maxFailures == 0 ? 5 : request.maxFailures)
-        reply.recentFailures = Array(recentFailures.suffix(maxFailures).reversed())
-        let durations = tasks.compactMap { t -> Double? in
-            guard t.state == .done, let s = t.startedMs, let f = t.finishedMs, f > s else { return nil }
-            return Double(f - s) / 1000
-        }
-        let remaining = Double(counts.total - counts.done - counts.failed)
-        let alive = max(1, workers.values.filter { $0.alive && !holdsOnlyOtherData($0) }.count)
-        reply.etaSeconds = durations.isEmpty ? -1 : remaining * (durations.reduce(0, +) / Double(durations.count)) / Double(alive)
-        reply.uptimeMs = UInt64(now - started)
-        reply.lateResultsDropped = UInt64(lateResultsDropped)
-        if request.includeCorrelations { reply.correlations = headlineCorrelations() }
-        return reply
-    }
-
-    private var correlationCache: (at: Int64, values: [CorrelationInfo])?
-
-    /// AP–PD correlations for status replies, recomputed from the journal at most every 5 s.
-    func headlineCorrelations() -> [CorrelationInfo] {
-        let now = nowMs()
-        if let c = correlationCache, now - c.at < 5000 { return c.values }
-        let values = ((try? Aggregation(journal: journal, resamples: 200))?.headline() ?? []).map { r -> CorrelationInfo in
-            var c = CorrelationInfo()
-            c.metric = r.metric; c.target = r.target; c.method = r.method.rawValue; c.scope = r.scope
-            c.value = r.value; c.ciLow = r.low; c.ciHigh = r.high; c.points = UInt32(r.points)
-            return c
-        }
-        correlationCache = (now, values)
-        return values
-    }
-
-    /// Task states (tests and the CLI).
-    public var taskStates: [String: TaskState] { Dictionary(uniqueKeysWithValues: tasks.map { ($0.id, $0.state) }) }
 }

@@ -5,7 +5,8 @@ import NeuralCore
 import Yams
 
 /// A sweep as written by a researcher (YAML or JSON). Every field but `models` and `prune` has a
-/// default; validation errors name the field and say what is allowed.
+/// default. Every mapping refuses keys it does not know, and every error names the line of the
+/// file, the field's path and what is allowed.
 ///
 /// ```yaml
 /// name: quickstart
@@ -23,7 +24,7 @@ import Yams
 /// max_attempts: 3
 /// ```
 public struct SweepFile: Sendable, Equatable {
-    public struct DataSpec: Sendable, Equatable, Codable {
+    public struct DataSpec: Sendable, Equatable {
         public var dataset: String
         /// The training set is split into this many shards (rule mod-v1); trial t uses shard t mod shards.
         public var shards: Int
@@ -36,12 +37,6 @@ public struct SweepFile: Sendable, Equatable {
             self.dataset = dataset
             self.shards = shards
             self.fingerprints = fingerprints
-        }
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(dataset: try c.decodeIfPresent(String.self, forKey: .dataset) ?? "fashion-mnist",
-                      shards: try c.decodeIfPresent(Int.self, forKey: .shards) ?? 1,
-                      fingerprints: try c.decodeIfPresent([String].self, forKey: .fingerprints) ?? [])
         }
     }
     public struct PruneGrid: Sendable, Equatable {
@@ -62,6 +57,11 @@ public struct SweepFile: Sendable, Equatable {
     public var prune: PruneGrid
     public var maxAttempts: Int
 
+    /// Data sets a sweep can name (shard files of `apsweep data synthetic` are "synthetic").
+    public static let datasets = ["fashion-mnist", "mnist", "cifar10", "cifar100", "synthetic"]
+    /// The largest epoch count accepted anywhere (a typo of 1e9 is refused, not run).
+    public static let maxEpochs = 100_000
+
     public static func load(path: String) throws -> SweepFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw SweepError.invalid("\(path): cannot read the sweep file")
@@ -71,94 +71,213 @@ public struct SweepFile: Sendable, Equatable {
 
     /// Parses and validates YAML (JSON is YAML too).
     public static func parse(_ text: String) throws -> SweepFile {
-        let root: Any?
-        do { root = try Yams.load(yaml: text) } catch { throw SweepError.invalid("not valid YAML: \(error)") }
-        guard let map = root as? [String: Any] else { throw SweepError.invalid("the sweep file must be a mapping with models, prune, …") }
-        let known: Set = ["name", "data", "models", "trials", "seeds", "baseline", "prune", "max_attempts"]
-        if let bad = map.keys.first(where: { !known.contains($0) }) {
-            throw SweepError.invalid("unknown field '\(bad)'; allowed: \(known.sorted().joined(separator: ", "))")
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw SweepError.invalid("not valid YAML: \(error)") }
+        guard let root else { throw SweepError.invalid("the sweep file is empty; it needs at least models and prune") }
+        let r = YAMLFields()
+        let top = try r.mapping(root, "", allowed: ["name", "data", "models", "trials", "seeds", "baseline", "prune", "max_attempts"])
+        let name = try top["name"].map { try r.string($0, "name") } ?? "sweep"
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
+            throw r.error(top["name"]!, "name", "'\(name)' must be letters, digits, '.', '_' or '-' (it names the run's directory)")
         }
-        func decode<T: Decodable>(_ type: T.Type, _ value: Any?, _ field: String) throws -> T? {
-            guard let value else { return nil }
-            do {
-                let yaml = try Yams.dump(object: value)
-                return try YAMLDecoder().decode(T.self, from: yaml)
-            } catch {
-                throw SweepError.invalid("\(field): \(SweepFile.describe(error))")
+        var data = DataSpec()
+        if let d = top["data"] {
+            let m = try r.mapping(d, "data", allowed: ["dataset", "shards", "fingerprints"])
+            if let n = m["dataset"] {
+                data.dataset = try r.string(n, "data.dataset")
+                guard datasets.contains(data.dataset) else {
+                    throw r.error(n, "data.dataset", "unknown data set '\(data.dataset)'; allowed: \(datasets.joined(separator: ", "))")
+                }
+            }
+            if let n = m["shards"] { data.shards = try r.int(n, "data.shards", 1...10_000) }
+            if let n = m["fingerprints"] {
+                data.fingerprints = try r.list(n, "data.fingerprints").enumerated().map { i, f in
+                    let s = try r.string(f, "data.fingerprints[\(i)]").lowercased()
+                    guard s.count == 64, s.allSatisfy(\.isHexDigit) else {
+                        throw r.error(f, "data.fingerprints[\(i)]", "'\(s.prefix(20))' is not a SHA-256 (64 hexadecimal digits, as `apsweep data info` prints it)")
+                    }
+                    return s
+                }
+                guard data.fingerprints.count == data.shards else {
+                    throw r.error(n, "data.fingerprints", "\(data.fingerprints.count) given for \(data.shards) shard(s); give one SHA-256 per shard, in shard order, as `apsweep data info` prints them")
+                }
             }
         }
-        if let fields = map["data"] as? [String: Any], let bad = fields.keys.first(where: { !["dataset", "shards", "fingerprints"].contains($0) }) {
-            throw SweepError.invalid("data: unknown field '\(bad)'; allowed: dataset, shards, fingerprints")
+        guard let modelsNode = top["models"] else {
+            throw SweepError.invalid("models: missing; give at least one, e.g. [{architecture: lenet5}]; architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let data = try decode(DataSpec.self, map["data"], "data") ?? DataSpec()
-        guard data.shards >= 1 else { throw SweepError.invalid("data.shards must be ≥ 1") }
-        if !data.fingerprints.isEmpty {
-            guard data.fingerprints.count == data.shards else {
-                throw SweepError.invalid("data.fingerprints: \(data.fingerprints.count) given for \(data.shards) shard(s); give one SHA-256 per shard, in shard order, as `apsweep data info` prints them")
-            }
-            if let bad = data.fingerprints.first(where: { $0.count != 64 || !$0.allSatisfy(\.isHexDigit) }) {
-                throw SweepError.invalid("data.fingerprints: '\(bad)' is not a SHA-256 (64 hexadecimal digits, as `apsweep data info` prints it)")
-            }
-        }
-        let models: [ModelSpec]?
-        do { models = try decode([ModelSpec].self, map["models"], "models") } catch {
-            throw SweepError.invalid("\(error); architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard let models, !models.isEmpty else {
-            throw SweepError.invalid("models: give at least one, e.g. [{architecture: lenet5}]; architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let modelNodes = try r.list(modelsNode, "models")
+        guard !modelNodes.isEmpty else { throw r.error(modelsNode, "models", "give at least one, e.g. [{architecture: lenet5}]") }
+        let models = try modelNodes.enumerated().map { i, n in try model(n, "models[\(i)]", r) }
         var seeds: [UInt64]
-        if let s = try decode([UInt64].self, map["seeds"], "seeds") {
-            seeds = s
+        if let s = top["seeds"] {
+            if top["trials"] != nil { throw r.error(s, "seeds", "give trials or seeds, not both") }
+            seeds = try r.list(s, "seeds").enumerated().map { i, n in UInt64(try r.int(n, "seeds[\(i)]", 0...Int.max)) }
+            guard !seeds.isEmpty, Set(seeds).count == seeds.count else { throw r.error(s, "seeds", "must be distinct and non-empty") }
         } else {
-            let trials = try decode(Int.self, map["trials"], "trials") ?? 3
-            guard trials >= 1 else { throw SweepError.invalid("trials must be ≥ 1") }
+            let trials = try top["trials"].map { try r.int($0, "trials", 1...1000) } ?? 3
             seeds = (1...trials).map(UInt64.init)
         }
-        guard !seeds.isEmpty, Set(seeds).count == seeds.count else { throw SweepError.invalid("seeds must be distinct and non-empty") }
-        let baseline = try decode(TrainingConfig.self, map["baseline"], "baseline") ?? TrainingConfig()
-        do { try baseline.validate("baseline") } catch { throw SweepError.invalid("\(error)") }
-        guard let p = map["prune"] as? [String: Any] else { throw SweepError.invalid("prune: missing; give methods and sparsities") }
-        let pruneKnown: Set = ["methods", "sparsities", "scopes", "mode", "train_bias", "fine_tune", "metrics"]
-        if let bad = p.keys.first(where: { !pruneKnown.contains($0) }) {
-            throw SweepError.invalid("prune: unknown field '\(bad)'; allowed: \(pruneKnown.sorted().joined(separator: ", "))")
-        }
-        let methodNames = try decode([String].self, p["methods"], "prune.methods") ?? ["lowest", "highest", "random"]
-        let methods = try methodNames.map { m -> PruningMethod in
-            guard let method = PruningMethod(rawValue: m) else {
-                throw SweepError.invalid("prune.methods: '\(m)' is not a method; allowed: \(PruningMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+        let baseline = try top["baseline"].map { try training($0, "baseline", r, defaults: TrainingConfig()) } ?? TrainingConfig()
+        guard let pruneNode = top["prune"] else { throw SweepError.invalid("prune: missing; give methods and sparsities") }
+        let p = try r.mapping(pruneNode, "prune", allowed: ["methods", "sparsities", "scopes", "mode", "train_bias", "fine_tune", "metrics"])
+        let methods = try p["methods"].map { n in
+            try r.list(n, "prune.methods").enumerated().map { i, m -> PruningMethod in
+                let text = try r.string(m, "prune.methods[\(i)]")
+                guard let method = PruningMethod(rawValue: text) else {
+                    throw r.error(m, "prune.methods[\(i)]", "'\(text)' is not a method; allowed: \(PruningMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return method
             }
-            return method
+        } ?? [.lowest, .highest, .random]
+        let sparsities = try p["sparsities"].map { n in
+            try r.list(n, "prune.sparsities").enumerated().map { i, s in try r.double(s, "prune.sparsities[\(i)]", 0...1) }
+        } ?? [0.1, 0.3, 0.5, 0.8]
+        let scopes = try p["scopes"].map { n in
+            try r.list(n, "prune.scopes").enumerated().map { i, s -> String in
+                let text = try r.string(s, "prune.scopes[\(i)]")
+                do { _ = try PruningScope(parsing: text) } catch { throw r.error(s, "prune.scopes[\(i)]", "\(error)") }
+                return text
+            }
+        } ?? ["last"]
+        var mode = FineTuneMode.lastLayer
+        if let n = p["mode"] {
+            let text = try r.string(n, "prune.mode")
+            guard let m = FineTuneMode(rawValue: text) else {
+                throw r.error(n, "prune.mode", "'\(text)' is not a mode; allowed: \(FineTuneMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            mode = m
         }
-        let sparsities = try decode([Double].self, p["sparsities"], "prune.sparsities") ?? [0.1, 0.3, 0.5, 0.8]
-        if let bad = sparsities.first(where: { !($0 >= 0 && $0 <= 1) }) { throw SweepError.invalid("prune.sparsities: \(bad) is outside [0, 1]") }
-        let scopes = try decode([String].self, p["scopes"], "prune.scopes") ?? ["last"]
-        for s in scopes { do { _ = try PruningScope(parsing: s) } catch { throw SweepError.invalid("prune.scopes: \(error)") } }
-        let modeName = try decode(String.self, p["mode"], "prune.mode") ?? "last-layer"
-        guard let mode = FineTuneMode(rawValue: modeName) else {
-            throw SweepError.invalid("prune.mode: '\(modeName)' is not a mode; allowed: \(FineTuneMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        let fineTune = try p["fine_tune"].map { try training($0, "prune.fine_tune", r, defaults: TrainingConfig(epochs: 20)) } ?? TrainingConfig(epochs: 20)
+        let metrics = try p["metrics"].map { n in
+            try r.list(n, "prune.metrics").enumerated().map { i, s -> String in
+                let text = try r.string(s, "prune.metrics[\(i)]")
+                do { _ = try MetricVariant(parsing: text) } catch { throw r.error(s, "prune.metrics[\(i)]", "\(error)") }
+                return text
+            }
+        } ?? ["gaussian:sigma2=1"]
+        for (what, list) in [("methods", methods.count), ("sparsities", sparsities.count), ("scopes", scopes.count), ("metrics", metrics.count)] where list == 0 {
+            throw SweepError.invalid("prune.\(what): give at least one")
         }
-        let fineTune = try decode(TrainingConfig.self, p["fine_tune"], "prune.fine_tune") ?? TrainingConfig(epochs: 20)
-        do { try fineTune.validate("prune.fine_tune") } catch { throw SweepError.invalid("\(error)") }
-        let metrics = try decode([String].self, p["metrics"], "prune.metrics") ?? ["gaussian:sigma2=1"]
-        for m in metrics { do { _ = try MetricVariant(parsing: m) } catch { throw SweepError.invalid("prune.metrics: \(error)") } }
-        let maxAttempts = try decode(Int.self, map["max_attempts"], "max_attempts") ?? 3
-        guard maxAttempts >= 1 else { throw SweepError.invalid("max_attempts must be ≥ 1") }
-        return SweepFile(name: map["name"] as? String ?? "sweep", data: data, models: models, seeds: seeds, baseline: baseline,
+        let maxAttempts = try top["max_attempts"].map { try r.int($0, "max_attempts", 1...1000) } ?? 3
+        return SweepFile(name: name, data: data, models: models, seeds: seeds, baseline: baseline,
                          prune: PruneGrid(methods: methods, sparsities: sparsities, scopes: scopes, mode: mode,
-                                          trainBias: try decode(Bool.self, p["train_bias"], "prune.train_bias") ?? false,
+                                          trainBias: try p["train_bias"].map { try r.bool($0, "prune.train_bias") } ?? false,
                                           fineTune: fineTune, metrics: metrics),
                          maxAttempts: maxAttempts)
     }
 
-    static func describe(_ error: Error) -> String {
-        switch error {
-        case let DecodingError.keyNotFound(key, _): return "missing field \(key.stringValue)"
-        case let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx), let DecodingError.dataCorrupted(ctx):
-            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
-            return (path.isEmpty ? "" : "\(path): ") + ctx.debugDescription
-        default: return "\(error)"
+    static func model(_ node: Node, _ path: String, _ r: YAMLFields) throws -> ModelSpec {
+        let m = try r.mapping(node, path, allowed: ["architecture", "width", "input_shape", "classes", "patch", "dim", "depth", "heads", "mlp_dim", "dropout"])
+        guard let a = m["architecture"] else {
+            throw r.error(node, path, "needs architecture; allowed: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        let text = try r.string(a, path + ".architecture")
+        guard let architecture = Architecture(rawValue: text) else {
+            throw r.error(a, path + ".architecture", "unknown architecture '\(text)'; allowed: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var input = [1, 28, 28]
+        if let n = m["input_shape"] {
+            let items = try r.list(n, path + ".input_shape")
+            guard items.count == 3 else { throw r.error(n, path + ".input_shape", "must be [C, H, W], got \(items.count) numbers") }
+            input = try items.enumerated().map { i, x in try r.int(x, "\(path).input_shape[\(i)]", 1...4096) }
+        }
+        let dim = try m["dim"].map { try r.int($0, path + ".dim", 1...65_536) } ?? 64
+        return ModelSpec(architecture, width: try m["width"].map { try r.double($0, path + ".width", 1e-3...64) } ?? 1, inputShape: input,
+                         classes: try m["classes"].map { try r.int($0, path + ".classes", 2...1_000_000) } ?? 10,
+                         patch: try m["patch"].map { try r.int($0, path + ".patch", 1...4096) } ?? 7, dim: dim,
+                         depth: try m["depth"].map { try r.int($0, path + ".depth", 1...1000) } ?? 4,
+                         heads: try m["heads"].map { try r.int($0, path + ".heads", 1...1024) } ?? 4,
+                         mlpDim: try m["mlp_dim"].map { try r.int($0, path + ".mlp_dim", 1...1_048_576) },
+                         dropout: Float(try m["dropout"].map { try r.double($0, path + ".dropout", 0...0.999) } ?? 0))
+    }
+
+    static func training(_ node: Node, _ path: String, _ r: YAMLFields, defaults d: TrainingConfig) throws -> TrainingConfig {
+        let m = try r.mapping(node, path, allowed: ["epochs", "batch", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule",
+                                                    "step_every", "step_gamma", "label_smoothing", "augment_padding"])
+        func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ fallback: T) throws -> T where T.RawValue == String {
+            guard let n = m[key] else { return fallback }
+            let text = try r.string(n, "\(path).\(key)")
+            guard let v = T(rawValue: text) else {
+                throw r.error(n, "\(path).\(key)", "'\(text)' is not allowed; allowed: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return v
+        }
+        let config = TrainingConfig(
+            epochs: try m["epochs"].map { try r.int($0, "\(path).epochs", 0...maxEpochs) } ?? d.epochs,
+            batch: try m["batch"].map { try r.int($0, "\(path).batch", 1...1_000_000) } ?? d.batch,
+            optimizer: try choice("optimizer", d.optimizer),
+            lr: try m["lr"].map { try r.double($0, "\(path).lr", 1e-12...100, open: true) } ?? d.lr,
+            momentum: try m["momentum"].map { try r.double($0, "\(path).momentum", 0...0.999_999) } ?? d.momentum,
+            nesterov: try m["nesterov"].map { try r.bool($0, "\(path).nesterov") } ?? d.nesterov,
+            weightDecay: try m["weight_decay"].map { try r.double($0, "\(path).weight_decay", 0...10) } ?? d.weightDecay,
+            schedule: try choice("schedule", d.schedule),
+            stepEvery: try m["step_every"].map { try r.int($0, "\(path).step_every", 0...maxEpochs) } ?? d.stepEvery,
+            stepGamma: try m["step_gamma"].map { try r.double($0, "\(path).step_gamma", 1e-12...1) } ?? d.stepGamma,
+            labelSmoothing: try m["label_smoothing"].map { try r.double($0, "\(path).label_smoothing", 0...0.999) } ?? d.labelSmoothing,
+            augmentPadding: try m["augment_padding"].map { try r.int($0, "\(path).augment_padding", 0...64) } ?? d.augmentPadding)
+        do { try config.validate(path) } catch { throw r.error(node, path, "\(error)") }
+        return config
+    }
+}
+
+/// Reads typed fields from YAML nodes; every error names the line, the field's path and what is
+/// allowed.
+struct YAMLFields {
+    func error(_ node: Node, _ path: String, _ message: String) -> SweepError {
+        let line = node.mark.map { "line \($0.line): " } ?? ""
+        return SweepError.invalid("\(line)\(path.isEmpty ? "" : path + ": ")\(message)")
+    }
+
+    /// A mapping's entries by key; keys not in `allowed` are refused by name.
+    func mapping(_ node: Node, _ path: String, allowed: [String]) throws -> [String: Node] {
+        guard let m = node.mapping else { throw error(node, path, "must be a mapping of \(allowed.joined(separator: ", "))") }
+        var out: [String: Node] = [:]
+        for (k, v) in m {
+            guard let key = k.string else { throw error(k, path, "keys must be names") }
+            guard allowed.contains(key) else {
+                throw error(k, path.isEmpty ? key : "\(path).\(key)", "unknown key '\(key)'\(path.isEmpty ? "" : " in \(path)"); allowed: \(allowed.sorted().joined(separator: ", "))")
+            }
+            guard out[key] == nil else { throw error(k, "\(path).\(key)", "given twice") }
+            out[key] = v
+        }
+        return out
+    }
+
+    func list(_ node: Node, _ path: String) throws -> [Node] {
+        guard let s = node.sequence else { throw error(node, path, "must be a list, e.g. [a, b]") }
+        return Array(s)
+    }
+
+    func string(_ node: Node, _ path: String) throws -> String {
+        guard let s = node.scalar?.string else { throw error(node, path, "must be a single value") }
+        return s
+    }
+
+    /// An integer in `range`; an integral number written as a float (1e9) is read as the integer
+    /// it is, so that `1e9` and `1000000000` get the same answer.
+    func int(_ node: Node, _ path: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard let text = node.scalar?.string else { throw error(node, path, "must be a number") }
+        let value: Double
+        if let i = Int(text) { value = Double(i) } else if let d = node.float { value = d } else {
+            throw error(node, path, "'\(text)' is not a number")
+        }
+        guard value.isFinite, value == value.rounded() else { throw error(node, path, "\(text) must be a whole number") }
+        guard value >= Double(range.lowerBound) else { throw error(node, path, "\(text) is less than the minimum \(range.lowerBound)") }
+        guard value <= Double(range.upperBound) else { throw error(node, path, "\(text) is more than the maximum \(range.upperBound)") }
+        return Int(value)
+    }
+
+    func double(_ node: Node, _ path: String, _ range: ClosedRange<Double>, open: Bool = false) throws -> Double {
+        guard let text = node.scalar?.string else { throw error(node, path, "must be a number") }
+        guard let v = node.float ?? Double(text), v.isFinite else { throw error(node, path, "'\(text)' is not a number") }
+        guard range.contains(v) else { throw error(node, path, "\(text) is outside [\(range.lowerBound), \(range.upperBound)]") }
+        return v
+    }
+
+    func bool(_ node: Node, _ path: String) throws -> Bool {
+        guard let b = node.bool else { throw error(node, path, "must be true or false") }
+        return b
     }
 }
 

@@ -29,6 +29,16 @@ public enum DataSource: Sendable, Equatable {
         }
     }
 
+    /// Reads the data once to prove it is there and readable (the sweep command checks this
+    /// before it journals a plan); returns its training and test sizes.
+    @discardableResult
+    public func check() throws -> (train: Int, test: Int) {
+        let shard = try load()
+        guard shard.train.count > 0 else { throw DatasetError.mismatch("\(name) has no training images") }
+        guard shard.test.count > 0 else { throw DatasetError.mismatch("\(name) has no test images") }
+        return (shard.train.count, shard.test.count)
+    }
+
     /// Loads the train and test parts as one shard (the whole set), or the shard file's content.
     public func load() throws -> Shard {
         switch self {

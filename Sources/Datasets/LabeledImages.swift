@@ -25,12 +25,27 @@ public struct LabeledImages: Sendable {
         if let bad = labels.first(where: { $0 < 0 || $0 >= classes }) {
             throw DatasetError.mismatch("label \(bad) is outside 0..<\(classes)")
         }
+        let mean = mean ?? Array(repeating: 0, count: imageShape[0])
+        let std = std ?? Array(repeating: 1, count: imageShape[0])
+        guard mean.count == imageShape[0], std.count == imageShape[0], mean.allSatisfy(\.isFinite), std.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw DatasetError.mismatch("normalisation needs one finite mean and one positive std per channel, got mean \(mean), std \(std)")
+        }
         self.imageShape = imageShape
         self.pixels = pixels
         self.labels = labels
         self.classes = classes
-        self.mean = mean ?? Array(repeating: 0, count: imageShape[0])
-        self.std = std ?? Array(repeating: 1, count: imageShape[0])
+        self.mean = mean
+        self.std = std
+    }
+
+    /// A part of an already validated set: its sizes and labels need no checks.
+    public init(partOf full: LabeledImages, pixels: [UInt8], labels: [Int]) {
+        imageShape = full.imageShape
+        self.pixels = pixels
+        self.labels = labels
+        classes = full.classes
+        mean = full.mean
+        std = full.std
     }
 
     /// The per-channel mean and standard deviation of the pixels (in units of 1/255), in Float64.

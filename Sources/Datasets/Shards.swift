@@ -1,3 +1,4 @@
+import Digest
 import Foundation
 
 /// Splitting a data set over workers, and the content fingerprint that proves two workers hold the
@@ -8,10 +9,11 @@ import Foundation
 /// test accuracies (and PD_test) are comparable across shards. Round-robin keeps each shard's class
 /// mix close to the whole set's even when a file is sorted by class.
 ///
-/// **Fingerprint**: SHA-256 over a domain tag, the rule, the image shape and count, the pixels and
-/// the labels of the training part and then of the test part, as lowercase hex. It depends only on
-/// the content, not on file names or formats: the same shard read from IDX files or from a shard
-/// file has the same fingerprint.
+/// **Fingerprint** (v2): SHA-256 over a domain tag, the rule, the name and index, then for the
+/// training part and the test part: the image shape, count and classes, the normalisation (mean
+/// and std per channel, as Float32 bit patterns), the pixels and the labels — every byte that can
+/// change a result — as lowercase hex. It depends only on the content, not on file names or
+/// formats: the same shard read from IDX files or from a shard file has the same fingerprint.
 public struct Shard: Sendable {
     public let name: String
     public let index: Int, count: Int
@@ -40,8 +42,7 @@ public struct Shard: Sendable {
                 pixels.append(contentsOf: full.pixels[(i * per)..<((i + 1) * per)])
                 labels.append(full.labels[i])
             }
-            train = try! LabeledImages(imageShape: full.imageShape, pixels: pixels, labels: labels, classes: full.classes,
-                                       mean: full.mean, std: full.std)
+            train = LabeledImages(partOf: full, pixels: pixels, labels: labels)
         }
         fingerprint = Shard.fingerprint(name: name, index: index, count: count, train: train, test: test)
     }
@@ -55,10 +56,11 @@ public struct Shard: Sendable {
     public static let rule = "mod-v1"
 
     static func fingerprint(name: String, index: Int, count: Int, train: LabeledImages, test: LabeledImages) -> String {
-        var h = SHA256Hasher()
-        h.update("apsweep-shard\n\(rule)\n\(name)\n\(index)/\(count)\n")
+        let h = SHA256Hasher()
+        h.update("apsweep-shard-v2\n\(rule)\n\(name)\n\(index)/\(count)\n")
         for part in [train, test] {
             h.update("\(part.imageShape) \(part.count) \(part.classes)\n")
+            for v in part.mean + part.std { h.update(littleEndian: v.bitPattern) }
             h.update(part.pixels)
             h.update(part.labels.map { UInt8(truncatingIfNeeded: $0) })
             if part.classes > 256 { h.update(part.labels.map { UInt8(truncatingIfNeeded: $0 >> 8) }) }

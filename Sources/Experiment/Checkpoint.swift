@@ -6,10 +6,14 @@ import NeuralCore
 public enum Checkpoint {
     /// Writes a baseline's weights, its spec and its final accuracies.
     public static func write(_ result: BaselineResult, spec: ModelSpec, to path: String) throws {
+        try encode(result, spec: spec).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// The checkpoint's bytes (safetensors with the spec and accuracies in its metadata).
+    public static func encode(_ result: BaselineResult, spec: ModelSpec) throws -> Data {
         var metadata = result.metadata
         metadata["apsweep.spec"] = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
-        let data = try Safetensors.encode(result.state, metadata: metadata)
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        return try Safetensors.encode(result.state, metadata: metadata)
     }
 
     /// The metadata entries for a model written outside a baseline task.
@@ -46,5 +50,14 @@ public enum Checkpoint {
             (result.trainAccuracy, result.trainLoss, result.testAccuracy, result.testLoss) = (m.trainAcc, m.trainLoss, m.testAcc, m.testLoss)
         }
         return (spec, result)
+    }
+
+    /// Throws naming the first tensor that holds NaN or ±∞ (a diverged training's weights).
+    public static func checkFinite(_ result: BaselineResult, path: String) throws {
+        for entry in result.state {
+            if let bad = entry.value.scalars.firstIndex(where: { !$0.isFinite }) {
+                throw ExperimentError.invalid("\(path): tensor \(entry.key) holds \(entry.value.scalars[bad]) at index \(bad); a checkpoint must hold finite weights")
+            }
+        }
     }
 }

@@ -2,28 +2,7 @@ import Compression
 import Datasets
 import Foundation
 import NeuralCore
-
-/// One epoch's numbers. Epoch 0 of a prune task is right after pruning, before any fine-tuning.
-public struct EpochRecord: Sendable, Equatable {
-    public var epoch: Int
-    /// Percent. For training epochs the running accuracy over the epoch (train mode); for epoch 0
-    /// of a prune task, evaluated over the training set in eval mode.
-    public var trainAccuracy: Double
-    public var trainLoss: Double
-    public var testAccuracy: Double
-    public var testLoss: Double
-    /// |baseline − this| in percentage points (prune tasks; 0 for baselines).
-    public var pdTrain: Double
-    public var pdTest: Double
-    /// this − baseline, mean cross-entropy (prune tasks).
-    public var lossDiffTrain: Double
-    public var lossDiffTest: Double
-    public var learningRate: Double
-    public var seconds: Double
-    /// Per pruned/prunable layer and "total" (prune tasks).
-    public var layerMetrics: [MetricValues]
-    public var totalMetrics: MetricValues?
-}
+import Records
 
 /// A trained baseline: its weights and its final-epoch accuracies, which PD is measured against.
 public struct BaselineResult: Sendable {

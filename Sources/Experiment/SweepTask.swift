@@ -1,4 +1,5 @@
 import Datasets
+import Digest
 import Foundation
 import NeuralCore
 
@@ -43,11 +44,10 @@ public struct SweepTask: Codable, Equatable, Sendable {
 
     /// The task id: the first 24 hex digits of SHA-256 of the canonical JSON. Two identical tasks
     /// have one id, so a task is never stored or run twice by mistake.
-    public func id() throws -> String {
-        var h = SHA256Hasher()
-        h.update(try canonicalJSON())
-        return String(h.hexDigest().prefix(24))
-    }
+    public func id() throws -> String { SweepTask.id(ofSpec: try canonicalJSON()) }
+
+    /// The id of a task from its canonical JSON.
+    public static func id(ofSpec spec: [UInt8]) -> String { String(SHA256Hasher.hex(spec).prefix(24)) }
 
     public static func decode(_ bytes: [UInt8]) throws -> SweepTask {
         try JSONDecoder().decode(SweepTask.self, from: Data(bytes))

@@ -148,8 +148,18 @@ public struct ScatterChart {
             for g in groups { omitted[g.name] = g.points.count }
             return Rendered(svg: svg + "<text x=\"\(Int(width / 2))\" y=\"\(Int(height / 2))\" text-anchor=\"middle\" class=\"empty\">no data to plot</text></svg>", omitted: omitted)
         }
-        let xScale: Scale = logX ? LogScale(domain: x0...x1, range: (left, right)) : LinearScale(domain: x0...x1, range: (left, right))
-        let yScale = LinearScale(domain: min(0, y0)...y1, range: (bottom, top))
+        // Domains padded by 6 % on each side, so that every marker (radius 5 px) lies inside the frame.
+        let xDomain: ClosedRange<Double>
+        if logX {
+            let decades = max(0.5, log10(x1 / x0)) * 0.06
+            xDomain = (x0 / pow(10, decades))...(x1 * pow(10, decades))
+        } else {
+            let pad = x1 > x0 ? 0.06 * (x1 - x0) : max(1, abs(x0) * 0.1)
+            xDomain = (x0 - pad)...(x1 + pad)
+        }
+        let yLow = min(0, y0), yPad = y1 > yLow ? 0.06 * (y1 - yLow) : max(1, abs(y1) * 0.1)
+        let xScale: Scale = logX ? LogScale(domain: xDomain, range: (left, right)) : LinearScale(domain: xDomain, range: (left, right))
+        let yScale = LinearScale(domain: (yLow - yPad)...(y1 + yPad), range: (bottom, top))
         svg += "<g stroke=\"#444\"><line x1=\"\(left)\" y1=\"\(bottom)\" x2=\"\(right)\" y2=\"\(bottom)\"/><line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(bottom)\"/></g>"
         for t in xScale.ticks() { if let x = xScale.position(t) { svg += "<text x=\"\(fmt(x))\" y=\"\(bottom + 18)\" text-anchor=\"middle\" class=\"tick\">\(xmlEscape(tickLabel(t)))</text>" } }
         for t in yScale.ticks() {

@@ -1,5 +1,6 @@
 import APSweepProtoC
 import Foundation
+import Messages
 
 /// Why a frame could not be decoded. Every case says what to check.
 public enum WireError: Error, Equatable, CustomStringConvertible {
@@ -7,6 +8,8 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     case undecodable(String)
     case emptyBody
     case encodingFailed(String)
+    /// Decodable, but larger than the limits allow (records or values in one message).
+    case limitExceeded(String)
 
     public var description: String {
         switch self {
@@ -14,8 +17,27 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case let .undecodable(why): return "undecodable frame (\(why)); is the peer an apsweep process of a compatible version?"
         case .emptyBody: return "envelope without a message body; the peer speaks a newer protocol or is broken"
         case let .encodingFailed(why): return "cannot encode message: \(why)"
+        case let .limitExceeded(why): return "message too large: \(why)"
         }
     }
+
+    /// The Reject code a coordinator answers this error with.
+    public var rejectCode: RejectCode {
+        switch self {
+        case .frameTooLarge, .limitExceeded: return .limitExceeded
+        default: return .malformed
+        }
+    }
+}
+
+/// Bounds on what one decoded message may hold, checked on the C structs before Swift values are
+/// made: no work is done on a number the peer chose until it is known to be small.
+public struct DecodeLimits: Sendable {
+    /// Epoch records in one Progress or Result.
+    public var maxRecords = 100_000
+    /// Metric values (plus one per record and metric set) in one message.
+    public var maxValues = 2_000_000
+    public init(maxRecords: Int = 100_000, maxValues: Int = 2_000_000) { self.maxRecords = maxRecords; self.maxValues = maxValues }
 }
 
 /// Encoding and decoding envelopes through protobuf-c (`Sources/APSweepProtoC`, generated from
@@ -31,6 +53,7 @@ public enum Codec {
         let env: UnsafeMutablePointer<Apsweep__V1__Envelope> = arena.message(apsweep__v1__envelope__init)
         env.pointee.protocol_version = envelope.version
         env.pointee.sequence = envelope.sequence
+        env.pointee.incarnation = envelope.incarnation
         try fill(env, envelope.message, arena)
         let size = withUnsafePointer(to: &env.pointee) { apsweep__v1__envelope__get_packed_size($0) }
         var out = [UInt8](repeating: 0, count: size)
@@ -41,18 +64,19 @@ public enum Codec {
         return out
     }
 
-    public static func decode(_ bytes: [UInt8], maxFrameBytes: Int = defaultMaxFrameBytes) throws -> Envelope {
-        try bytes.withUnsafeBufferPointer { try decode(UnsafeRawBufferPointer($0), maxFrameBytes: maxFrameBytes) }
+    public static func decode(_ bytes: [UInt8], maxFrameBytes: Int = defaultMaxFrameBytes, limits: DecodeLimits = DecodeLimits()) throws -> Envelope {
+        try bytes.withUnsafeBufferPointer { try decode(UnsafeRawBufferPointer($0), maxFrameBytes: maxFrameBytes, limits: limits) }
     }
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer, maxFrameBytes: Int = defaultMaxFrameBytes) throws -> Envelope {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, maxFrameBytes: Int = defaultMaxFrameBytes, limits: DecodeLimits = DecodeLimits()) throws -> Envelope {
         guard bytes.count <= maxFrameBytes else { throw WireError.frameTooLarge(size: bytes.count, limit: maxFrameBytes) }
         guard let env = apsweep__v1__envelope__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             throw WireError.undecodable("not a valid apsweep.v1.Envelope of \(bytes.count) bytes")
         }
         defer { apsweep__v1__envelope__free_unpacked(env, nil) }
+        try checkSize(env.pointee, limits)
         let message = try read(env.pointee)
-        return Envelope(message, sequence: env.pointee.sequence, version: env.pointee.protocol_version)
+        return Envelope(message, sequence: env.pointee.sequence, version: env.pointee.protocol_version, incarnation: env.pointee.incarnation)
     }
 }
 

@@ -1,4 +1,6 @@
 import APSweepProtoC
+import Messages
+import Records
 
 // Swift value ↔ protobuf-c struct, one pair of functions per message.
 
@@ -15,6 +17,7 @@ extension Codec {
             (p.pointee.n_cached_blobs, p.pointee.cached_blobs) = a.strings(m.cachedBlobs)
             p.pointee.blas_threads = m.blasThreads
             p.pointee.running_task_id = a.string(m.runningTaskID)
+            p.pointee.incarnation = m.incarnation
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_HELLO
             env.pointee.hello = p
         case let .ready(m):
@@ -27,20 +30,21 @@ extension Codec {
             p.pointee.task_id = a.string(m.taskID)
             p.pointee.epoch = m.epoch
             p.pointee.step = m.step
+            p.pointee.attempt = m.attempt
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_HEARTBEAT
             env.pointee.heartbeat = p
         case let .progress(m):
             let p: UnsafeMutablePointer<Apsweep__V1__Progress> = a.message(apsweep__v1__progress__init)
             p.pointee.task_id = a.string(m.taskID)
             p.pointee.attempt = m.attempt
-            (p.pointee.n_records, p.pointee.records) = a.pointers(m.records.map { record($0, a) })
+            (p.pointee.n_records, p.pointee.records) = a.pointers(try m.records.map { try record($0, a) })
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_PROGRESS
             env.pointee.progress = p
         case let .result(m):
             let p: UnsafeMutablePointer<Apsweep__V1__Result> = a.message(apsweep__v1__result__init)
             p.pointee.task_id = a.string(m.taskID)
             p.pointee.attempt = m.attempt
-            (p.pointee.n_records, p.pointee.records) = a.pointers(m.records.map { record($0, a) })
+            (p.pointee.n_records, p.pointee.records) = a.pointers(try m.records.map { try record($0, a) })
             p.pointee.checkpoint_hash = a.string(m.checkpointHash)
             if let b = m.baseline {
                 let s: UnsafeMutablePointer<Apsweep__V1__BaselineSummary> = a.message(apsweep__v1__baseline_summary__init)
@@ -59,6 +63,7 @@ extension Codec {
             p.pointee.attempt = m.attempt
             p.pointee.reason = a.string(m.reason)
             p.pointee.retryable = m.retryable ? 1 : 0
+            p.pointee.unusable_blob = a.string(m.unusableBlob)
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_FAILURE
             env.pointee.failure = p
         case let .blobRequest(m):
@@ -75,12 +80,16 @@ extension Codec {
             p.pointee.heartbeat_interval_ms = m.heartbeatIntervalMs
             p.pointee.liveness_ms = m.livenessMs
             p.pointee.max_chunk_bytes = m.maxChunkBytes
+            p.pointee.max_blob_bytes = m.maxBlobBytes
+            p.pointee.lease_ms = m.leaseMs
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_WELCOME
             env.pointee.welcome = p
         case let .reject(m):
             let p: UnsafeMutablePointer<Apsweep__V1__Reject> = a.message(apsweep__v1__reject__init)
             p.pointee.reason = a.string(m.reason)
             p.pointee.supported_version = m.supportedVersion
+            p.pointee.code = Apsweep__V1__RejectCode(rawValue: m.code.rawValue)
+            p.pointee.task_id = a.string(m.taskID)
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_REJECT
             env.pointee.reject = p
         case let .assign(m):
@@ -108,6 +117,7 @@ extension Codec {
         case let .shutdown(m):
             let p: UnsafeMutablePointer<Apsweep__V1__Shutdown> = a.message(apsweep__v1__shutdown__init)
             p.pointee.reason = a.string(m.reason)
+            p.pointee.code = Apsweep__V1__ShutdownCode(rawValue: m.code.rawValue)
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_SHUTDOWN
             env.pointee.shutdown = p
         case let .blobChunk(m):
@@ -123,6 +133,7 @@ extension Codec {
             let p: UnsafeMutablePointer<Apsweep__V1__StatusRequest> = a.message(apsweep__v1__status_request__init)
             p.pointee.include_correlations = m.includeCorrelations ? 1 : 0
             p.pointee.max_failures = m.maxFailures
+            p.pointee.max_workers = m.maxWorkers
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_STATUS_REQUEST
             env.pointee.status_request = p
         case let .statusReply(m):
@@ -157,6 +168,15 @@ extension Codec {
             p.pointee.eta_seconds = m.etaSeconds
             p.pointee.uptime_ms = m.uptimeMs
             p.pointee.late_results_dropped = m.lateResultsDropped
+            (p.pointee.n_counters, p.pointee.counters) = a.pointers(m.counters.map { c -> UnsafeMutablePointer<Apsweep__V1__Counter> in
+                let q: UnsafeMutablePointer<Apsweep__V1__Counter> = a.message(apsweep__v1__counter__init)
+                q.pointee.name = a.string(c.name)
+                q.pointee.value = c.value
+                return q
+            })
+            p.pointee.correlations_age_ms = m.correlationsAgeMs
+            p.pointee.workers_total = m.workersTotal
+            p.pointee.journal = a.string(m.journal)
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_STATUS_REPLY
             env.pointee.status_reply = p
         }
@@ -172,28 +192,47 @@ extension Codec {
         return p
     }
 
-    static func layer(_ l: LayerMetricValues, _ a: CArena) -> UnsafeMutablePointer<Apsweep__V1__LayerMetrics> {
+    static func layer(_ l: MetricValues, _ a: CArena) -> UnsafeMutablePointer<Apsweep__V1__LayerMetrics> {
         let p: UnsafeMutablePointer<Apsweep__V1__LayerMetrics> = a.message(apsweep__v1__layer_metrics__init)
-        p.pointee.layer = a.string(l.layer)
+        p.pointee.layer = a.string(l.key)
         (p.pointee.n_values, p.pointee.values) = a.pointers(l.values.map { v -> UnsafeMutablePointer<Apsweep__V1__MetricValue> in
             let q: UnsafeMutablePointer<Apsweep__V1__MetricValue> = a.message(apsweep__v1__metric_value__init)
-            q.pointee.name = a.string(v.name)
-            q.pointee.value = v.value
+            q.pointee.name = a.string(v.0)
+            q.pointee.value = v.1
             return q
         })
         return p
     }
 
-    static func record(_ r: WireEpochRecord, _ a: CArena) -> UnsafeMutablePointer<Apsweep__V1__EpochRecord> {
+    /// Where each of `EpochRecord.fields` lives in protobuf-c's EpochRecord struct, found by name
+    /// through the generated descriptor: the scalar fields are mapped by the one table, not by
+    /// hand. Nil when a field of the table is not a double of the .proto (a test checks).
+    static let recordFieldOffsets: [Int]? = {
+        withUnsafePointer(to: apsweep__v1__epoch_record__descriptor) { descriptor in
+            var offsets: [Int] = []
+            for f in EpochRecord.fields {
+                guard let field = protobuf_c_message_descriptor_get_field_by_name(descriptor, f.name),
+                      field.pointee.type == PROTOBUF_C_TYPE_DOUBLE, field.pointee.label != PROTOBUF_C_LABEL_REPEATED else { return nil }
+                offsets.append(Int(field.pointee.offset))
+            }
+            return offsets
+        }
+    }()
+
+    static func fieldOffsets() throws -> [Int] {
+        guard let offsets = recordFieldOffsets else {
+            throw WireError.encodingFailed("EpochRecord.fields names a field that is not a double of apsweep.v1.EpochRecord; regenerate Proto/ (Scripts/gen-proto)")
+        }
+        return offsets
+    }
+
+    static func record(_ r: EpochRecord, _ a: CArena) throws -> UnsafeMutablePointer<Apsweep__V1__EpochRecord> {
         let p: UnsafeMutablePointer<Apsweep__V1__EpochRecord> = a.message(apsweep__v1__epoch_record__init)
-        p.pointee.epoch = r.epoch
-        p.pointee.train_accuracy = r.trainAccuracy; p.pointee.train_loss = r.trainLoss
-        p.pointee.test_accuracy = r.testAccuracy; p.pointee.test_loss = r.testLoss
-        p.pointee.pd_train = r.pdTrain; p.pointee.pd_test = r.pdTest
-        p.pointee.loss_diff_train = r.lossDiffTrain; p.pointee.loss_diff_test = r.lossDiffTest
-        p.pointee.learning_rate = r.learningRate; p.pointee.seconds = r.seconds
-        (p.pointee.n_layers, p.pointee.layers) = a.pointers(r.layers.map { layer($0, a) })
-        if let t = r.total { p.pointee.total = layer(t, a) }
+        p.pointee.epoch = UInt32(clamping: r.epoch)
+        let raw = UnsafeMutableRawPointer(p)
+        for (f, offset) in zip(EpochRecord.fields, try fieldOffsets()) { raw.storeBytes(of: r[keyPath: f.keyPath], toByteOffset: offset, as: Double.self) }
+        (p.pointee.n_layers, p.pointee.layers) = a.pointers(r.layerMetrics.map { layer($0, a) })
+        if let t = r.totalMetrics { p.pointee.total = layer(t, a) }
         return p
     }
 
@@ -216,12 +255,13 @@ extension Codec {
             h.cachedBlobs = textArray(m.n_cached_blobs, m.cached_blobs)
             h.blasThreads = m.blas_threads
             h.runningTaskID = text(m.running_task_id)
+            h.incarnation = m.incarnation
             return .hello(h)
         case APSWEEP__V1__ENVELOPE__BODY_READY:
             return .ready(Ready(slots: try need(env.ready).slots))
         case APSWEEP__V1__ENVELOPE__BODY_HEARTBEAT:
             let m = try need(env.heartbeat)
-            return .heartbeat(Heartbeat(taskID: text(m.task_id), epoch: m.epoch, step: m.step))
+            return .heartbeat(Heartbeat(taskID: text(m.task_id), epoch: m.epoch, step: m.step, attempt: m.attempt))
         case APSWEEP__V1__ENVELOPE__BODY_PROGRESS:
             let m = try need(env.progress)
             return .progress(Progress(taskID: text(m.task_id), attempt: m.attempt, records: try items(m.n_records, m.records, readRecord)))
@@ -237,7 +277,8 @@ extension Codec {
             return .result(r)
         case APSWEEP__V1__ENVELOPE__BODY_FAILURE:
             let m = try need(env.failure)
-            return .failure(Failure(taskID: text(m.task_id), attempt: m.attempt, reason: text(m.reason), retryable: m.retryable != 0))
+            return .failure(Failure(taskID: text(m.task_id), attempt: m.attempt, reason: text(m.reason), retryable: m.retryable != 0,
+                                    unusableBlob: text(m.unusable_blob)))
         case APSWEEP__V1__ENVELOPE__BODY_BLOB_REQUEST:
             let m = try need(env.blob_request)
             return .blobRequest(BlobRequest(hash: text(m.hash), offset: m.offset, maxBytes: m.max_bytes))
@@ -246,10 +287,12 @@ extension Codec {
             var w = Welcome()
             w.coordinatorID = text(m.coordinator_id); w.sweepID = text(m.sweep_id)
             w.heartbeatIntervalMs = m.heartbeat_interval_ms; w.livenessMs = m.liveness_ms; w.maxChunkBytes = m.max_chunk_bytes
+            w.maxBlobBytes = m.max_blob_bytes; w.leaseMs = m.lease_ms
             return .welcome(w)
         case APSWEEP__V1__ENVELOPE__BODY_REJECT:
             let m = try need(env.reject)
-            return .reject(Reject(reason: text(m.reason), supportedVersion: m.supported_version))
+            return .reject(Reject(RejectCode(rawValue: m.code.rawValue) ?? .unspecified, text(m.reason), taskID: text(m.task_id),
+                                  supportedVersion: m.supported_version))
         case APSWEEP__V1__ENVELOPE__BODY_ASSIGN:
             let m = try need(env.assign)
             var s = Assign()
@@ -263,13 +306,14 @@ extension Codec {
             let m = try need(env.cancel)
             return .cancel(Cancel(taskID: text(m.task_id), reason: text(m.reason)))
         case APSWEEP__V1__ENVELOPE__BODY_SHUTDOWN:
-            return .shutdown(Shutdown(reason: text(try need(env.shutdown).reason)))
+            let m = try need(env.shutdown)
+            return .shutdown(Shutdown(reason: text(m.reason), code: ShutdownCode(rawValue: m.code.rawValue) ?? .unspecified))
         case APSWEEP__V1__ENVELOPE__BODY_BLOB_CHUNK:
             let m = try need(env.blob_chunk)
             return .blobChunk(BlobChunk(hash: text(m.hash), offset: m.offset, totalSize: m.total_size, data: bytes(m.data), last: m.last != 0))
         case APSWEEP__V1__ENVELOPE__BODY_STATUS_REQUEST:
             let m = try need(env.status_request)
-            return .statusRequest(StatusRequest(includeCorrelations: m.include_correlations != 0, maxFailures: m.max_failures))
+            return .statusRequest(StatusRequest(includeCorrelations: m.include_correlations != 0, maxFailures: m.max_failures, maxWorkers: m.max_workers))
         case APSWEEP__V1__ENVELOPE__BODY_STATUS_REPLY:
             let m = try need(env.status_reply)
             var r = StatusReply()
@@ -298,24 +342,51 @@ extension Codec {
                 return c
             }
             r.etaSeconds = m.eta_seconds; r.uptimeMs = m.uptime_ms; r.lateResultsDropped = m.late_results_dropped
+            r.counters = try items(m.n_counters, m.counters) { (name: text($0.name), value: $0.value) }
+            r.correlationsAgeMs = m.correlations_age_ms; r.workersTotal = m.workers_total; r.journal = text(m.journal)
             return .statusReply(r)
         default:
             throw WireError.emptyBody
         }
     }
 
-    static func readLayer(_ l: Apsweep__V1__LayerMetrics) throws -> LayerMetricValues {
-        LayerMetricValues(layer: text(l.layer), values: try items(l.n_values, l.values) { MetricValue(text($0.name), $0.value) })
+    static func readLayer(_ l: Apsweep__V1__LayerMetrics) throws -> MetricValues {
+        MetricValues(key: text(l.layer), values: try items(l.n_values, l.values) { (text($0.name), $0.value) })
     }
 
-    static func readRecord(_ r: Apsweep__V1__EpochRecord) throws -> WireEpochRecord {
-        var e = WireEpochRecord()
-        e.epoch = r.epoch
-        e.trainAccuracy = r.train_accuracy; e.trainLoss = r.train_loss; e.testAccuracy = r.test_accuracy; e.testLoss = r.test_loss
-        e.pdTrain = r.pd_train; e.pdTest = r.pd_test; e.lossDiffTrain = r.loss_diff_train; e.lossDiffTest = r.loss_diff_test
-        e.learningRate = r.learning_rate; e.seconds = r.seconds
-        e.layers = try items(r.n_layers, r.layers, readLayer)
-        e.total = try r.total.map { try readLayer($0.pointee) }
+    static func readRecord(_ r: Apsweep__V1__EpochRecord) throws -> EpochRecord {
+        var e = EpochRecord(epoch: Int(r.epoch))
+        withUnsafePointer(to: r) { p in
+            let raw = UnsafeRawPointer(p)
+            for (f, offset) in zip(EpochRecord.fields, recordFieldOffsets ?? []) { e[keyPath: f.keyPath] = raw.load(fromByteOffset: offset, as: Double.self) }
+        }
+        e.layerMetrics = try items(r.n_layers, r.layers, readLayer)
+        e.totalMetrics = try r.total.map { try readLayer($0.pointee) }
         return e
+    }
+
+    /// Counts the elements of a decoded C envelope's records before any Swift value is made, so
+    /// that a frame within the size limit but holding a million tiny records is refused at once.
+    static func checkSize(_ env: Apsweep__V1__Envelope, _ limits: DecodeLimits) throws {
+        func check(_ n: Int, _ records: UnsafeMutablePointer<UnsafeMutablePointer<Apsweep__V1__EpochRecord>?>?) throws {
+            guard n <= limits.maxRecords else {
+                throw WireError.limitExceeded("\(n) records in one message (at most \(limits.maxRecords))")
+            }
+            guard let records else { return }
+            var values = 0
+            for i in 0..<n {
+                guard let r = records[i] else { continue }
+                values += 1 + (r.pointee.total.map { $0.pointee.n_values } ?? 0)
+                for j in 0..<r.pointee.n_layers { values += 1 + (r.pointee.layers[j]?.pointee.n_values ?? 0) }
+            }
+            guard values <= limits.maxValues else {
+                throw WireError.limitExceeded("\(values) metric values in one message (at most \(limits.maxValues))")
+            }
+        }
+        switch env.body_case {
+        case APSWEEP__V1__ENVELOPE__BODY_PROGRESS: if let m = env.progress { try check(m.pointee.n_records, m.pointee.records) }
+        case APSWEEP__V1__ENVELOPE__BODY_RESULT: if let m = env.result { try check(m.pointee.n_records, m.pointee.records) }
+        default: break
+        }
     }
 }

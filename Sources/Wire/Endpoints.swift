@@ -1,13 +1,24 @@
 import CZeroMQ
 import Foundation
+import Messages
 
 /// What a ROUTER endpoint received.
 public enum Incoming: Sendable {
     /// A decoded envelope of our protocol version from the peer with this routing identity.
     case message(peer: [UInt8], Envelope)
-    /// A frame that was refused (undecodable, wrong version, wrong framing); the peer was sent a
-    /// Reject when it could be addressed. `reason` is for the log.
-    case refused(peer: [UInt8], reason: String)
+    /// A frame that was refused (undecodable, wrong version, wrong framing, over a limit); the
+    /// peer was sent a Reject with `code` when it could be addressed. `reason` is for the log.
+    case refused(peer: [UInt8], code: RejectCode, reason: String)
+}
+
+/// What became of a send. Sends never block: a peer that is gone or whose queue is full (it does
+/// not read) gets nothing, and the caller decides what that means.
+public enum SendOutcome: Equatable, Sendable {
+    case sent
+    /// The peer's connection is gone (ROUTER_MANDATORY: EHOSTUNREACH).
+    case unreachable
+    /// The peer's queue is at its high-water mark (EAGAIN): it is not reading.
+    case queueFull
 }
 
 /// The coordinator's side: a ROUTER socket speaking envelopes. Frames are
@@ -32,40 +43,67 @@ public final class RouterEndpoint {
     /// The bound endpoint (with the port chosen for "tcp://…:*").
     public var endpoint: String { socket.lastEndpoint }
 
-    /// Waits up to `timeoutMs` for one message; nil on timeout.
-    public func receive(timeoutMs: Int) throws -> Incoming? {
-        guard try socket.poll(timeoutMs: timeoutMs), let frames = try socket.receive(dontWait: true) else { return nil }
+    /// Waits up to `timeoutMs` for one message; nil on timeout. Interrupted waits (a signal) return nil.
+    public func receive(timeoutMs: Int, limits: DecodeLimits = DecodeLimits()) throws -> Incoming? {
+        do {
+            guard try socket.poll(timeoutMs: timeoutMs) else { return nil }
+        } catch let e as ZMQError where e.interrupted {
+            return nil
+        }
+        return try receiveNow(limits: limits)
+    }
+
+    /// The next queued message without waiting; nil when none is queued.
+    public func receiveNow(limits: DecodeLimits = DecodeLimits()) throws -> Incoming? {
+        let frames: [[UInt8]]
+        do {
+            guard let f = try socket.receive(dontWait: true) else { return nil }
+            frames = f
+        } catch let e as ZMQError where e.interrupted {
+            return nil
+        }
         guard frames.count == 2 else {
             refusedFrames += 1
             let peer = frames.first ?? []
-            if !peer.isEmpty { try? reject(peer, "expected one envelope frame, got \(frames.count - 1)") }
-            return .refused(peer: peer, reason: "expected one envelope frame, got \(frames.count - 1)")
+            let why = "expected one envelope frame, got \(frames.count - 1)"
+            if !peer.isEmpty { _ = try? send(.reject(Reject(.malformed, why)), to: peer) }
+            return .refused(peer: peer, code: .malformed, reason: why)
         }
         let peer = frames[0]
         do {
-            let envelope = try Codec.decode(frames[1], maxFrameBytes: maxFrameBytes)
+            let envelope = try Codec.decode(frames[1], maxFrameBytes: maxFrameBytes, limits: limits)
             guard envelope.version == protocolVersion else {
                 refusedFrames += 1
                 let why = "protocol version \(envelope.version) is not supported (this coordinator speaks \(protocolVersion))"
-                try? reject(peer, why)
-                return .refused(peer: peer, reason: why)
+                _ = try? send(.reject(Reject(.versionUnsupported, why)), to: peer)
+                return .refused(peer: peer, code: .versionUnsupported, reason: why)
             }
             return .message(peer: peer, envelope)
         } catch {
             refusedFrames += 1
-            try? reject(peer, "\(error)")
-            return .refused(peer: peer, reason: "\(error)")
+            let code = (error as? WireError)?.rejectCode ?? .malformed
+            _ = try? send(.reject(Reject(code, "\(error)")), to: peer)
+            return .refused(peer: peer, code: code, reason: "\(error)")
         }
     }
 
-    /// Sends `message` to `peer`. Throws when the peer is gone (EHOSTUNREACH) or its queue is full.
-    public func send(_ message: Message, to peer: [UInt8]) throws {
+    /// Sends `message` to `peer` without blocking. Throws only when the message cannot be encoded.
+    @discardableResult
+    public func send(_ message: Message, to peer: [UInt8]) throws -> SendOutcome {
         sequence += 1
-        try socket.send([peer, try Codec.encode(Envelope(message, sequence: sequence))], dontWait: true)
-    }
-
-    private func reject(_ peer: [UInt8], _ reason: String) throws {
-        try send(.reject(Reject(reason: reason, supportedVersion: protocolVersion)), to: peer)
+        let frame = try Codec.encode(Envelope(message, sequence: sequence))
+        do {
+            try socket.send([peer, frame], dontWait: true)
+            return .sent
+        } catch let e as ZMQError {
+            if e.wouldBlock { return .queueFull }
+            if e.code == EHOSTUNREACH { return .unreachable }
+            if e.interrupted {
+                // A signal arrived mid-send: try once more.
+                do { try socket.send([peer, frame], dontWait: true); return .sent } catch { return .unreachable }
+            }
+            return .unreachable
+        }
     }
 }
 
@@ -74,6 +112,8 @@ public final class DealerEndpoint {
     public let socket: ZMQSocket
     public let maxFrameBytes: Int
     private var sequence: UInt64 = 0
+    /// Put into every envelope sent (a worker's process incarnation).
+    public var incarnation: UInt64 = 0
 
     public init(context: ZMQContext, connect endpoint: String, identity: String? = nil, curve: (keys: CurveKeyPair, serverKey: String)? = nil,
                 maxFrameBytes: Int = Codec.defaultMaxFrameBytes, reconnectMs: (Int32, Int32) = (100, 5000)) throws {
@@ -89,9 +129,16 @@ public final class DealerEndpoint {
         try socket.connect(endpoint)
     }
 
-    public func send(_ message: Message, version: UInt32 = protocolVersion) throws {
+    /// Sends without blocking; false when the queue to the coordinator is full (nothing was sent).
+    @discardableResult
+    public func send(_ message: Message, version: UInt32 = protocolVersion) throws -> Bool {
         sequence += 1
-        try socket.send([try Codec.encode(Envelope(message, sequence: sequence, version: version))], dontWait: true)
+        do {
+            try socket.send([try Codec.encode(Envelope(message, sequence: sequence, version: version, incarnation: incarnation))], dontWait: true)
+            return true
+        } catch let e as ZMQError where e.wouldBlock || e.interrupted {
+            return false
+        }
     }
 
     /// Sends raw frames (tests of hostile input).
@@ -100,13 +147,19 @@ public final class DealerEndpoint {
     /// Waits up to `timeoutMs` for an envelope, or until `wake` (a pipe's read end) is readable;
     /// nil when nothing arrived. Undecodable frames throw.
     public func receive(timeoutMs: Int, wake: Int32? = nil) throws -> Envelope? {
-        if let wake {
-            let (sockets, _) = try ZMQSocket.poll([socket], fds: [wake], timeoutMs: timeoutMs)
-            guard sockets[0] else { return nil }
-        } else {
-            guard try socket.poll(timeoutMs: timeoutMs) else { return nil }
+        do {
+            if let wake {
+                let (sockets, _) = try ZMQSocket.poll([socket], fds: [wake], timeoutMs: timeoutMs)
+                guard sockets[0] else { return nil }
+            } else {
+                guard try socket.poll(timeoutMs: timeoutMs) else { return nil }
+            }
+        } catch let e as ZMQError where e.interrupted {
+            return nil
         }
-        guard let frames = try socket.receive(dontWait: true) else { return nil }
+        let received: [[UInt8]]?
+        do { received = try socket.receive(dontWait: true) } catch let e as ZMQError where e.interrupted { return nil }
+        guard let frames = received else { return nil }
         guard frames.count == 1 else { throw WireError.undecodable("expected one frame, got \(frames.count)") }
         return try Codec.decode(frames[0], maxFrameBytes: maxFrameBytes)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Experiment
 import NeuralCore
+import Records
 
 @main
 struct APSweep: ParsableCommand {
@@ -15,7 +16,15 @@ struct APSweep: ParsableCommand {
     static func main() {
         // Line-buffered output, so logs piped to a file or a job scheduler appear as they happen.
         setvbuf(stdout, nil, _IOLBF, 0)
-        main(nil)
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch let e as ExitCodeError {
+            if let m = e.message { printError("apsweep: \(m)") }
+            Foundation.exit(e.code)
+        } catch {
+            exit(withError: error)
+        }
     }
 }
 

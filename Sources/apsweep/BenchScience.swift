@@ -4,6 +4,7 @@ import Datasets
 import Experiment
 import Foundation
 import NeuralCore
+import Records
 
 /// AP2 and Gaussian AP3 over a VGG16-sized weight vector, side by side with NumPy.
 struct BenchMetrics: ParsableCommand {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Coordinator
 import Foundation
+import BlobStore
+import Journal
 import Wire
 
 /// The coordinator's own figures: dispatch rate with the journal on, overhead on one-second
@@ -35,9 +37,11 @@ struct BenchSweep: ParsableCommand {
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let journal = try Journal(path: dir + "/sweep.db")
-        try journal.storePlan(try Plan.noop(count: tasks, sleepMs: sleepMs), sweepText: "noop")
-        let coordinator = try SweepCoordinator(journal: journal, config: CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs"))
+        let journal = try SweepJournal.openForWriting(dir + "/sweep.db")
+        defer { journal.close() }
+        try journal.storePlan(try Plan.noop(count: tasks, sleepMs: sleepMs).planned, pins: [:], sweepText: "noop", sweepID: "bench")
+        let coordinator = try SweepCoordinator(journal: journal, blobs: try BlobStore(directory: dir + "/blobs"),
+                                               config: CoordinatorConfig(bind: "tcp://127.0.0.1:*"))
         var processes: [Process] = []
         for k in 0..<workers {
             let p = Process()
@@ -48,13 +52,13 @@ struct BenchSweep: ParsableCommand {
             processes.append(p)
         }
         defer { for p in processes { if p.isRunning { p.terminate() }; p.waitUntilExit() } }
-        try coordinator.run()
+        guard case .complete = coordinator.run() else { throw CLIError("the benchmark's coordinator stopped early") }
         let leased = try journal.events(kind: "leased").count
         guard leased >= tasks else { throw CLIError("only \(leased) of \(tasks) tasks were dispatched") }
         var first: Int64 = .max, last: Int64 = 0
-        for t in try journal.loadTasks() {
-            if let s = t.startedMs { first = min(first, s) }
-            if let f = t.finishedMs { last = max(last, f) }
+        for t in try journal.tasks() {
+            if let s = t.row.startedMs { first = min(first, s) }
+            if let f = t.row.finishedMs { last = max(last, f) }
         }
         return Double(last - first) / 1000
     }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Messages
+import Records
 import Wire
 
 /// Round trips and codec throughput of the wire layer.
@@ -24,9 +26,9 @@ struct BenchWire: ParsableCommand {
     private func sampleResult() -> TaskResult {
         var r = TaskResult()
         r.taskID = String(repeating: "a", count: 64)
-        var rec = WireEpochRecord()
-        rec.layers = (0..<16).map { l in LayerMetricValues(layer: "features.\(l).weight", values: (0..<8).map { MetricValue("m\($0)", Double($0) * 0.5) }) }
-        rec.total = LayerMetricValues(layer: "total", values: (0..<8).map { MetricValue("m\($0)", 1) })
+        var rec = EpochRecord(epoch: 1)
+        rec.layerMetrics = (0..<16).map { l in MetricValues(key: "features.\(l).weight", values: (0..<8).map { ("m\($0)", Double($0) * 0.5) }) }
+        rec.totalMetrics = MetricValues(key: "total", values: (0..<8).map { ("m\($0)", 1) })
         r.records = Array(repeating: rec, count: 21)
         return r
     }
@@ -108,7 +110,7 @@ struct BenchWire: ParsableCommand {
         defer { dealer.socket.close() }
         try dealer.send(.ready(Ready(slots: 1)))
         var result = TaskResult()
-        result.records = [WireEpochRecord()]
+        result.records = [EpochRecord(epoch: 1)]
         while true {
             guard let envelope = try dealer.receive(timeoutMs: 30_000) else { return }
             switch envelope.message {

@@ -4,6 +4,7 @@ import Datasets
 import Experiment
 import Foundation
 import NeuralCore
+import Records
 import Yams
 
 extension PruningMethod: ExpressibleByArgument {}
@@ -112,7 +113,7 @@ struct RunTask: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run-task",
         abstract: "Run one baseline or prune task locally and write its records as CSV and JSON.")
-    @Argument(help: "The task file (YAML or JSON); see docs/tasks.md.") var file: String
+    @Argument(help: "The task file (YAML or JSON); see docs/tasks.md and Examples/task-prune.yaml.") var file: String
     @Option(help: "Output prefix: PREFIX.csv and PREFIX.json (and PREFIX.safetensors for a baseline).") var out = "task"
     @OptionGroup var compute: ComputeOptions
 
@@ -123,26 +124,27 @@ struct RunTask: ParsableCommand {
         do { task = try YAMLDecoder().decode(TaskFile.self, from: text) } catch { throw CLIError("\(file): \(describeDecoding(error))") }
         let shard = try DataSource.parse(task.data ?? "fashion-mnist", directory: task.dataDir).load()
         var records: [EpochRecord] = []
+        let kind: SweepTask.Kind
         switch task.kind {
-        case "baseline":
-            guard let model = task.model else { throw CLIError("\(file): a baseline task needs model") }
-            let result = try Runner.runBaseline(BaselineTask(model: model, training: task.training ?? TrainingConfig(), seed: task.seed ?? 0), data: shard) {
-                print(String(format: "epoch %d  train %.2f%%  test %.2f%%", $0.epoch, $0.trainAccuracy, $0.testAccuracy))
-            }
-            records = result.history
-            try Checkpoint.write(result, spec: model, to: out + ".safetensors")
-        case "prune":
-            guard let prune = task.prune, let checkpoint = task.checkpoint else { throw CLIError("\(file): a prune task needs checkpoint and prune") }
-            let (spec, base) = try Checkpoint.read(path: checkpoint, spec: task.model) { model in
-                let train = try Runner.evaluate(model, shard.train, labelSmoothing: 0), test = try Runner.evaluate(model, shard.test, labelSmoothing: 0)
-                return (train.accuracy, train.loss, test.accuracy, test.loss)
-            }
-            records = try Runner.runPrune(prune, model: spec, baseline: base, data: shard) {
-                print(String(format: "epoch %d  PD_test %.2f  AP2 %.5g  test %.2f%%", $0.epoch, $0.pdTest, $0.totalMetrics?["ap2"] ?? .nan, $0.testAccuracy))
-            }
-        default:
-            throw CLIError("\(file): kind must be baseline or prune, got \(task.kind)")
+        case "baseline": kind = .baseline
+        case "prune": kind = .prune
+        default: throw CLIError("\(file): kind must be baseline or prune, got \(task.kind)")
         }
+        if kind == .baseline && task.model == nil { throw CLIError("\(file): a baseline task needs model") }
+        if kind == .prune && (task.prune == nil || task.checkpoint == nil) { throw CLIError("\(file): a prune task needs checkpoint and prune") }
+        // The spec of a checkpoint written elsewhere (PyTorch) comes from the task file's model.
+        let model = try task.model ?? Checkpoint.read(path: task.checkpoint!).spec
+        let sweepTask = SweepTask(kind: kind, model: model, dataset: shard.name, shardIndex: shard.index, shardCount: shard.count,
+                                  seed: task.prune?.seed ?? task.seed ?? 0, training: task.training ?? TrainingConfig(), prune: task.prune, baseline: nil)
+        let outcome = try TaskRunner.run(sweepTask, data: shard, checkpoint: task.checkpoint, onRecord: { r in
+            records.append(r)
+            if kind == .baseline {
+                print(String(format: "epoch %d  train %.2f%%  test %.2f%%", r.epoch, r.trainAccuracy, r.testAccuracy))
+            } else {
+                print(String(format: "epoch %d  PD_test %.2f  AP2 %.5g  test %.2f%%", r.epoch, r.pdTest, r.totalMetrics?["ap2"] ?? .nan, r.testAccuracy))
+            }
+        })
+        if case let .baseline(result) = outcome { try Checkpoint.write(result, spec: model, to: out + ".safetensors") }
         try RecordFiles.write(records, csv: out + ".csv", json: out + ".json")
         print("wrote \(out).csv and \(out).json")
     }

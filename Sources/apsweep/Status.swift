@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Messages
 import Wire
 
 struct StatusCommand: ParsableCommand {
@@ -29,11 +30,11 @@ struct StatusCommand: ParsableCommand {
             try dealer.send(.statusRequest(StatusRequest(includeCorrelations: true, maxFailures: 5)))
             let deadline = Date().addingTimeInterval(timeout)
             var reply: StatusReply?
-            while reply == nil && Date() < deadline && stopRequested == 0 {
+            while reply == nil && Date() < deadline && stopSignal == 0 {
                 if case let .statusReply(r)? = try dealer.receive(timeoutMs: 100)?.message { reply = r }
             }
             guard let reply else {
-                if stopRequested != 0 { return }
+                if stopSignal != 0 { return }
                 throw CLIError("no answer from \(connect) within \(String(format: "%.0f", timeout)) s: is a coordinator running there? (check --connect, the firewall, and CURVE keys)")
             }
             if json {
@@ -50,9 +51,9 @@ struct StatusCommand: ParsableCommand {
             first = false
             if watch {
                 let until = Date().addingTimeInterval(1)
-                while Date() < until && stopRequested == 0 { usleep(50_000) }
+                while Date() < until && stopSignal == 0 { usleep(50_000) }
             }
-        } while watch && stopRequested == 0
+        } while watch && stopSignal == 0
     }
 
     static func duration(_ seconds: Double) -> String {

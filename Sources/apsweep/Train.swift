@@ -134,7 +134,6 @@ extension LabeledImages {
     /// The first `n` images (for quick checks with --limit).
     init(_ all: LabeledImages, first n: Int) {
         let k = Swift.min(n, all.count), per = all.imageShape.reduce(1, *)
-        self = try! LabeledImages(imageShape: all.imageShape, pixels: Array(all.pixels[0..<(k * per)]), labels: Array(all.labels[0..<k]),
-                                  classes: all.classes, mean: all.mean, std: all.std)
+        self.init(partOf: all, pixels: Array(all.pixels[0..<(k * per)]), labels: Array(all.labels[0..<k]))
     }
 }

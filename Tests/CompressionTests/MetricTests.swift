@@ -153,43 +153,6 @@ final class MetricTests: XCTestCase {
     }
 }
 
-final class CorrelationTests: XCTestCase {
-    func testAgainstSciPyWithTies() throws {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "correlations", withExtension: "json", subdirectory: "Fixtures"))
-        let cases = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [[String: Any]])
-        XCTAssertEqual(cases.count, 4)
-        for (i, c) in cases.enumerated() {
-            let x = c["x"] as! [Double], y = c["y"] as! [Double]
-            for method in Correlation.allCases {
-                XCTAssertEqual(method.coefficient(x, y), c[method.rawValue] as! Double, accuracy: 1e-12, "case \(i) \(method)")
-            }
-        }
-    }
-
-    func testRanksAverageTiesAndUndefinedCases() {
-        XCTAssertEqual(Correlation.ranks([3, 1, 3, 2]), [3.5, 1, 3.5, 2])
-        XCTAssert(Correlation.spearman.coefficient([1, 1, 1], [1, 2, 3]).isNaN)
-        XCTAssert(Correlation.kendall.coefficient([1], [2]).isNaN)
-        XCTAssertEqual(Correlation.kendall.coefficient([1, 2, 3, 4], [4, 3, 2, 1]), -1)
-    }
-
-    func testBootstrapIntervalIsSeededAndCoversTheEstimate() {
-        var rng = SeededGenerator(seed: 5)
-        let x = (0..<40).map { _ in rng.nextNormal() }
-        let y = x.map { $0 + 0.7 * rng.nextNormal() }
-        for method in Correlation.allCases {
-            let r = method.coefficient(x, y)
-            let ci = method.bootstrapInterval(x, y, resamples: 1000, seed: 1)
-            XCTAssertLessThan(ci.low, r)
-            XCTAssertGreaterThan(ci.high, r)
-            XCTAssertGreaterThan(ci.low, 0, "\(method): a clear positive relation")
-            let again = method.bootstrapInterval(x, y, resamples: 1000, seed: 1)
-            XCTAssertEqual(ci.low, again.low)
-            XCTAssertEqual(ci.high, again.high)
-        }
-    }
-}
-
 final class GivenVarianceTests: XCTestCase {
     func testGivenDiagonalVariancesPerWeightAndPerRow() throws {
         let a = randomWeights([6, 5], seed: 21), b = randomWeights([6, 5], seed: 22)

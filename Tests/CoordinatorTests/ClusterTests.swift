@@ -1,8 +1,12 @@
+import BlobStore
 @testable import Coordinator
 import Datasets
 import Experiment
 import Foundation
+import Journal
+import Messages
 import NeuralCore
+import Scheduling
 import Wire
 import XCTest
 
@@ -60,14 +64,16 @@ final class LocalCluster {
     /// The coordinator in this process, on its own thread.
     func startCoordinator(heartbeatMs: Int64 = 200, livenessMs: Int64 = 1200, leaseMs: Int64 = 2400) throws -> SweepCoordinator {
         let sweep = try SweepFile.load(path: sweepPath)
-        let journal = try Journal(path: journalPath)
-        try journal.storePlan(try Plan(sweep), sweepText: "")
-        var config = CoordinatorConfig(bind: "tcp://127.0.0.1:*", blobDirectory: dir + "/blobs")
-        config.heartbeatMs = heartbeatMs; config.livenessMs = livenessMs; config.leaseMs = leaseMs; config.maxAttempts = sweep.maxAttempts
-        let coordinator = try SweepCoordinator(journal: journal, config: config)
+        let journal = try SweepJournal.openForWriting(journalPath)
+        let plan = try Plan(sweep)
+        try journal.storePlan(plan.planned, pins: plan.fingerprints, sweepText: "", sweepID: "test")
+        var config = CoordinatorConfig(bind: "tcp://127.0.0.1:*")
+        config.scheduler.heartbeatMs = heartbeatMs; config.scheduler.livenessMs = livenessMs; config.scheduler.leaseMs = leaseMs
+        config.scheduler.maxAttempts = sweep.maxAttempts
+        let coordinator = try SweepCoordinator(journal: journal, blobs: try BlobStore(directory: dir + "/blobs"), config: config)
         endpoint = coordinator.endpoint
         let flag = stopFlag
-        let thread = Thread { try? coordinator.run { flag.isSet } }
+        let thread = Thread { _ = coordinator.run { flag.isSet ? "test stop" : nil }; journal.close() }
         thread.start()
         coordinatorThread = thread
         return coordinator
@@ -104,8 +110,23 @@ final class LocalCluster {
         p.waitUntilExit()
     }
 
-    /// Task rows from the journal (a second connection; WAL lets it read while the coordinator writes).
-    func tasks() throws -> [StoredTask] { try Journal(path: journalPath).loadTasks() }
+    /// A task as the tests look at it: plan and row flattened.
+    struct TaskView {
+        var id: String, kind: String, label: String, spec: [UInt8], position: Int
+        var state: TaskState, worker: String?, attempt: Int, failures: Int, handbacks: Int, lastError: String?
+    }
+
+    /// Task rows from the journal (a second, read-only connection; WAL lets it read while the coordinator writes).
+    func tasks() throws -> [TaskView] {
+        let j = try SweepJournal.openForReading(journalPath)
+        defer { j.close() }
+        return try j.tasks().enumerated().map { i, t in
+            TaskView(id: t.task.id, kind: t.task.kind.rawValue, label: t.task.label, spec: t.task.spec, position: i, state: t.row.state,
+                     worker: t.row.worker, attempt: t.row.attempt, failures: t.row.failures, handbacks: t.row.handbacks, lastError: t.row.lastError)
+        }
+    }
+
+    func journal() throws -> SweepJournal { try SweepJournal.openForReading(journalPath) }
 
     func waitUntil(_ seconds: Double, _ what: String, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(seconds)
@@ -146,13 +167,15 @@ final class ClusterTests: XCTestCase {
     func assertComplete(file: StaticString = #filePath, line: UInt = #line) throws {
         let tasks = try cluster.tasks()
         XCTAssertEqual(tasks.filter { $0.state == .done }.count, tasks.count, "every task done", file: file, line: line)
-        let journal = try Journal(path: cluster.journalPath)
+        let journal = try cluster.journal()
+        defer { journal.close() }
         let (b, f) = (cluster.baselineEpochs, cluster.fineTuneEpochs)
         let expected = tasks.reduce(0) { n, t in n + (t.kind == "baseline" ? b : f + 1) }   // baseline epochs 1…b; prune epochs 0…f
         XCTAssertEqual(try journal.recordCount(), expected, "records", file: file, line: line)
         for t in tasks {
-            let epochs = try journal.records(t.id).map(\.epoch)
-            XCTAssertEqual(epochs, t.kind == "baseline" ? Array(1...UInt32(b)) : Array(0...UInt32(f)), t.label, file: file, line: line)
+            let (records, damaged) = try journal.records(ofTask: t.position)
+            XCTAssertEqual(damaged, [], file: file, line: line)
+            XCTAssertEqual(records.map(\.epoch), t.kind == "baseline" ? Array(1...b) : Array(0...f), t.label, file: file, line: line)
         }
         let done = try journal.events(kind: "done").map(\.task)
         XCTAssertEqual(done.count, Set(done).count, "no task completed twice", file: file, line: line)
@@ -192,14 +215,17 @@ final class ClusterTests: XCTestCase {
         try cluster.startWorker("doomed")
         try cluster.waitUntil(60, "a task leased to the first worker") { try cluster.tasks().contains { $0.state == .leased && $0.worker == "doomed" } }
         let victim = try XCTUnwrap(cluster.tasks().first { $0.state == .leased && $0.worker == "doomed" })
+        usleep(1_000_000)   // several heartbeats (200 ms): the worker has confirmed it runs the task
         cluster.kill("doomed")
         try cluster.startWorker("rescuer")
         try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
         try assertComplete()
         let after = try XCTUnwrap(cluster.tasks().first { $0.id == victim.id })
         XCTAssertEqual(after.worker, "rescuer")
-        XCTAssertGreaterThanOrEqual(after.attempt, 2, "the killed attempt counts")
-        let journal = try Journal(path: cluster.journalPath)
+        XCTAssertGreaterThanOrEqual(after.attempt, 2, "a second lease")
+        XCTAssertEqual(after.failures, 1, "the killed attempt counts against the task (its worker died while running it)")
+        let journal = try cluster.journal()
+        defer { journal.close() }
         XCTAssert(try journal.events(kind: "worker-dead").contains { $0.worker == "doomed" })
         XCTAssert(try journal.events(kind: "stale").contains { $0.task == victim.id })
     }
@@ -218,7 +244,8 @@ final class ClusterTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(sent), 5, "re-queued long before the 30 s liveness window")
         cluster.workers["preempted"]!.waitUntilExit()
         XCTAssertEqual(cluster.workers["preempted"]!.terminationStatus, 0, "the worker exits cleanly")
-        XCTAssert(try Journal(path: cluster.journalPath).events(kind: "failure-retry").contains { $0.task == task.id })
+        XCTAssert(try cluster.journal().events(kind: "failure-retry").contains { $0.task == task.id })
+        XCTAssertEqual(try cluster.tasks().first { $0.id == task.id }?.failures, 0, "a hand-back is not a failure of the task")
         try cluster.startWorker("next")
         try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
         try assertComplete()
@@ -236,7 +263,11 @@ final class ClusterTests: XCTestCase {
         try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
         vandal.socket.close()
         try assertComplete()
-        XCTAssertGreaterThan(try Journal(path: cluster.journalPath).events(kind: "refused-frame").count, 0)
+        // Refused frames are counted, and journaled as one summary, not one event each.
+        let summaries = try cluster.journal().events(kind: "refused-summary")
+        XCTAssertFalse(summaries.isEmpty)
+        XCTAssert(summaries.contains { $0.detail?.contains("refused.MALFORMED") == true }, "\(summaries.map(\.detail))")
+        XCTAssertLessThan(try cluster.journal().eventCount(), 200, "200 garbage frames did not become 200 events")
     }
 }
 
@@ -268,7 +299,7 @@ extension ClusterTests {
         _ = try cluster.startCoordinator()
         try cluster.startWorker("other", shard: "other.apshard")
         try cluster.waitUntil(30, "the other worker's data-mismatch event") {
-            try Journal(path: cluster.journalPath).events(kind: "data-mismatch").contains { $0.worker == "other" }
+            try cluster.journal().events(kind: "data-mismatch").contains { $0.worker == "other" }
         }
         try cluster.startWorker("right")
         try cluster.waitUntil(180, "the sweep to finish") { try cluster.tasks().allSatisfy { $0.state == .done || $0.state == .failed } }
@@ -294,7 +325,7 @@ final class CoordinatorRestartTests: XCTestCase {
         Foundation.kill(cluster.coordinatorProcess!.processIdentifier, SIGKILL)
         cluster.coordinatorProcess!.waitUntilExit()
         let doneBefore = Set(try cluster.tasks().filter { $0.state == .done }.map(\.id))
-        let journal = try Journal(path: cluster.journalPath)
+        let journal = try cluster.journal()
         let leasesBefore = try journal.events(kind: "leased").filter { doneBefore.contains($0.task ?? "") }.count
         try cluster.startCoordinatorProcess(port: port)
         try cluster.waitUntil(180, "the sweep to finish after the restart") {

@@ -166,7 +166,13 @@ final class ThreadingTests: XCTestCase {
     override func tearDown() { BLAS.threads = 1 }
 
     /// Splitting convolutions over images and GEMMs over blocks changes only summation order.
+    /// After two SGD steps each tensor of 1 and 2 threads agrees within 1 % of how far the steps
+    /// moved it: the first convolutions' weight gradients sum ~19,000 products with heavy
+    /// cancellation in Float32, so their rounding differs by up to ~0.5 % of the update here
+    /// (deeper layers agree to 1e-7); a wrong split of the work would be off by ~100 %.
     func testTwoThreadsGiveTheSameStepAsOne() throws {
+        let reference = try ModelSpec(.vggSmall, width: 0.25).build(seed: 21)
+        let initial = reference.parameters.flatMap(\.value.scalars)
         func step(threads: Int) throws -> [Float] {
             BLAS.threads = threads
             let model = try ModelSpec(.vggSmall, width: 0.25).build(seed: 21)
@@ -177,8 +183,14 @@ final class ThreadingTests: XCTestCase {
         }
         let one = try step(threads: 1), two = try step(threads: 2)
         XCTAssertEqual(one.count, two.count)
-        let worst = zip(one, two).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertLessThan(worst, 1e-4, "largest difference between 1 and 2 threads")
+        var offset = 0
+        for (name, p) in reference.namedParameters() {
+            let range = offset..<(offset + p.value.count)
+            offset = range.upperBound
+            let difference = range.map { abs(one[$0] - two[$0]) }.max() ?? 0
+            let moved = range.map { abs(one[$0] - initial[$0]) }.max() ?? 0
+            XCTAssertLessThanOrEqual(difference, 1e-2 * moved + 1e-6, "\(name): 1 vs 2 threads differ by \(difference), the update is \(moved)")
+        }
         XCTAssertEqual(try step(threads: 2), two, "two threads are deterministic too")
     }
 }

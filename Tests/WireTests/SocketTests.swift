@@ -1,4 +1,5 @@
 import Foundation
+import Messages
 @testable import Wire
 import XCTest
 
@@ -29,10 +30,12 @@ final class SocketTests: XCTestCase {
         let dealer = try DealerEndpoint(context: context, connect: router.endpoint)
         defer { dealer.socket.close() }
         try dealer.send(.ready(Ready()), version: 9)
-        guard case .refused(_, let reason)? = try router.receive(timeoutMs: 5000) else { return XCTFail("expected a refusal") }
+        guard case .refused(_, let code, let reason)? = try router.receive(timeoutMs: 5000) else { return XCTFail("expected a refusal") }
         XCTAssert(reason.contains("protocol version 9"), reason)
+        XCTAssertEqual(code, .versionUnsupported)
         guard case .reject(let r)? = try dealer.receive(timeoutMs: 5000)?.message else { return XCTFail("expected Reject") }
         XCTAssertEqual(r.supportedVersion, protocolVersion)
+        XCTAssertEqual(r.code, .versionUnsupported)
         for garbage in [[UInt8](repeating: 0xFF, count: 40), [0x0A], []] {
             try dealer.sendRaw([garbage])
             guard case .refused? = try router.receive(timeoutMs: 5000) else { return XCTFail("garbage not refused") }

@@ -36,6 +36,7 @@ typedef struct Apsweep__V1__Cancel Apsweep__V1__Cancel;
 typedef struct Apsweep__V1__Shutdown Apsweep__V1__Shutdown;
 typedef struct Apsweep__V1__BlobChunk Apsweep__V1__BlobChunk;
 typedef struct Apsweep__V1__StatusRequest Apsweep__V1__StatusRequest;
+typedef struct Apsweep__V1__Counter Apsweep__V1__Counter;
 typedef struct Apsweep__V1__TaskCounts Apsweep__V1__TaskCounts;
 typedef struct Apsweep__V1__WorkerStatus Apsweep__V1__WorkerStatus;
 typedef struct Apsweep__V1__FailureInfo Apsweep__V1__FailureInfo;
@@ -45,6 +46,66 @@ typedef struct Apsweep__V1__StatusReply Apsweep__V1__StatusReply;
 
 /* --- enums --- */
 
+/*
+ * Why a message was refused. PROTOCOL.md §4 says which codes end a worker (only
+ * VERSION_UNSUPPORTED and BAD_HELLO) and what a worker does on the others.
+ */
+typedef enum _Apsweep__V1__RejectCode {
+  APSWEEP__V1__REJECT_CODE__REJECT_UNSPECIFIED = 0,
+  /*
+   * The sender is not registered (the coordinator restarted): say Hello again.
+   */
+  APSWEEP__V1__REJECT_CODE__HELLO_REQUIRED = 1,
+  /*
+   * The envelope's protocol_version is not spoken here.
+   */
+  APSWEEP__V1__REJECT_CODE__VERSION_UNSUPPORTED = 2,
+  /*
+   * The frame could not be decoded, or had the wrong number of frames.
+   */
+  APSWEEP__V1__REJECT_CODE__MALFORMED = 3,
+  /*
+   * The Hello is unacceptable (worker id empty or not the routing identity).
+   */
+  APSWEEP__V1__REJECT_CODE__BAD_HELLO = 4,
+  /*
+   * Result/Failure/Progress/Heartbeat/BlobChunk for a task the sender does not hold a lease on.
+   */
+  APSWEEP__V1__REJECT_CODE__NOT_LEASE_HOLDER = 5,
+  /*
+   * A Result whose records fail validation; the attempt counts as failed.
+   */
+  APSWEEP__V1__REJECT_CODE__INVALID_RESULT = 6,
+  /*
+   * A size limit was exceeded (records per result, chunk size, blob size).
+   */
+  APSWEEP__V1__REJECT_CODE__LIMIT_EXCEEDED = 7,
+  /*
+   * BlobRequest for a blob the coordinator does not have (or no longer has intact).
+   */
+  APSWEEP__V1__REJECT_CODE__UNKNOWN_BLOB = 8,
+  /*
+   * A coordinator → worker or reply message sent to the coordinator.
+   */
+  APSWEEP__V1__REJECT_CODE__WRONG_DIRECTION = 9
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(APSWEEP__V1__REJECT_CODE)
+} Apsweep__V1__RejectCode;
+typedef enum _Apsweep__V1__ShutdownCode {
+  APSWEEP__V1__SHUTDOWN_CODE__SHUTDOWN_UNSPECIFIED = 0,
+  /*
+   * Every task is done or failed.
+   */
+  APSWEEP__V1__SHUTDOWN_CODE__SWEEP_COMPLETE = 1,
+  /*
+   * The coordinator is stopping (SIGTERM/SIGINT); its leases were released without counting.
+   */
+  APSWEEP__V1__SHUTDOWN_CODE__COORDINATOR_STOPPING = 2,
+  /*
+   * The autoscaler releases this idle worker.
+   */
+  APSWEEP__V1__SHUTDOWN_CODE__DRAINED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(APSWEEP__V1__SHUTDOWN_CODE)
+} Apsweep__V1__ShutdownCode;
 
 /* --- messages --- */
 
@@ -80,6 +141,11 @@ struct  Apsweep__V1__Envelope
    * The sender's message counter, for logs and duplicate detection in traces.
    */
   uint64_t sequence;
+  /*
+   * A worker's process incarnation (as in its Hello; 0 from coordinators and clients): a message
+   * of a process older than the one the coordinator registered is stale and ignored.
+   */
+  uint64_t incarnation;
   Apsweep__V1__Envelope__BodyCase body_case;
   union {
     Apsweep__V1__Hello *hello;
@@ -102,7 +168,7 @@ struct  Apsweep__V1__Envelope
 };
 #define APSWEEP__V1__ENVELOPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__envelope__descriptor) \
-    , 0, 0, APSWEEP__V1__ENVELOPE__BODY__NOT_SET, {0} }
+    , 0, 0, 0, APSWEEP__V1__ENVELOPE__BODY__NOT_SET, {0} }
 
 
 /*
@@ -141,13 +207,22 @@ struct  Apsweep__V1__Hello
   char **cached_blobs;
   uint32_t blas_threads;
   /*
-   * The task the worker is still running from before a reconnect, if any.
+   * The task the worker holds (running it, or fetching its checkpoint), if any.
    */
   char *running_task_id;
+  /*
+   * Identifies the worker process: its start time in Unix milliseconds × 1000 plus a random
+   * number below 1000, so that a later process has a larger one. A Hello with the incarnation
+   * the coordinator knows is a repeat from the same process (queued while the coordinator was
+   * away) and changes nothing; a larger one is a new process, which holds no lease of the old
+   * one; a smaller one is a stale message of a process that is gone, and is ignored.
+   * 0: unknown (a new process whose lost leases are not counted against their tasks).
+   */
+  uint64_t incarnation;
 };
 #define APSWEEP__V1__HELLO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__hello__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -172,10 +247,14 @@ struct  Apsweep__V1__Heartbeat
   char *task_id;
   uint32_t epoch;
   uint64_t step;
+  /*
+   * The attempt of `task_id` as its Assign said (binds the heartbeat to that lease).
+   */
+  uint32_t attempt;
 };
 #define APSWEEP__V1__HEARTBEAT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__heartbeat__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Apsweep__V1__MetricValue
@@ -285,14 +364,21 @@ struct  Apsweep__V1__Failure
   uint32_t attempt;
   char *reason;
   /*
-   * True when another attempt may succeed (worker shutting down, lost data); false for errors
-   * in the task itself (invalid spec).
+   * True when the failure is not the task's own (worker shutting down, preempted, lost data): it
+   * does not count against max_attempts. False for errors of the task itself (it raised, its
+   * records were invalid).
    */
   protobuf_c_boolean retryable;
+  /*
+   * Set when the task could not use a checkpoint it required (unreadable, wrong architecture,
+   * NaN weights): the hash of that blob. The coordinator then fails the baseline's dependents
+   * once, naming the baseline, instead of one by one.
+   */
+  char *unusable_blob;
 };
 #define APSWEEP__V1__FAILURE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__failure__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -318,10 +404,18 @@ struct  Apsweep__V1__Welcome
   uint32_t heartbeat_interval_ms;
   uint32_t liveness_ms;
   uint32_t max_chunk_bytes;
+  /*
+   * The largest blob (checkpoint) the coordinator stores; larger uploads are refused.
+   */
+  uint64_t max_blob_bytes;
+  /*
+   * How long a lease lasts without a heartbeat.
+   */
+  uint32_t lease_ms;
 };
 #define APSWEEP__V1__WELCOME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__welcome__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
 
 
 struct  Apsweep__V1__Reject
@@ -329,10 +423,15 @@ struct  Apsweep__V1__Reject
   ProtobufCMessage base;
   char *reason;
   uint32_t supported_version;
+  Apsweep__V1__RejectCode code;
+  /*
+   * The task the refused message was about, when it named one.
+   */
+  char *task_id;
 };
 #define APSWEEP__V1__REJECT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__reject__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, APSWEEP__V1__REJECT_CODE__REJECT_UNSPECIFIED, (char *)protobuf_c_empty_string }
 
 
 struct  Apsweep__V1__Assign
@@ -387,10 +486,11 @@ struct  Apsweep__V1__Shutdown
 {
   ProtobufCMessage base;
   char *reason;
+  Apsweep__V1__ShutdownCode code;
 };
 #define APSWEEP__V1__SHUTDOWN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__shutdown__descriptor) \
-    , (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, APSWEEP__V1__SHUTDOWN_CODE__SHUTDOWN_UNSPECIFIED }
 
 
 /*
@@ -416,10 +516,28 @@ struct  Apsweep__V1__StatusRequest
   ProtobufCMessage base;
   protobuf_c_boolean include_correlations;
   uint32_t max_failures;
+  /*
+   * At most this many workers in the reply (0: all).
+   */
+  uint32_t max_workers;
 };
 #define APSWEEP__V1__STATUS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__status_request__descriptor) \
-    , 0, 0 }
+    , 0, 0, 0 }
+
+
+/*
+ * A named counter of the coordinator (refused frames, rejects by code, dropped sends, …).
+ */
+struct  Apsweep__V1__Counter
+{
+  ProtobufCMessage base;
+  char *name;
+  uint64_t value;
+};
+#define APSWEEP__V1__COUNTER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__counter__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Apsweep__V1__TaskCounts
@@ -500,10 +618,21 @@ struct  Apsweep__V1__StatusReply
   double eta_seconds;
   uint64_t uptime_ms;
   uint64_t late_results_dropped;
+  size_t n_counters;
+  Apsweep__V1__Counter **counters;
+  /*
+   * How old the correlations are (they are computed off the coordinator's loop).
+   */
+  uint64_t correlations_age_ms;
+  /*
+   * Workers known in all (the list may be cut by max_workers).
+   */
+  uint32_t workers_total;
+  char *journal;
 };
 #define APSWEEP__V1__STATUS_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__status_reply__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /* Apsweep__V1__Envelope methods */
@@ -905,6 +1034,25 @@ Apsweep__V1__StatusRequest *
 void   apsweep__v1__status_request__free_unpacked
                      (Apsweep__V1__StatusRequest *message,
                       ProtobufCAllocator *allocator);
+/* Apsweep__V1__Counter methods */
+void   apsweep__v1__counter__init
+                     (Apsweep__V1__Counter         *message);
+size_t apsweep__v1__counter__get_packed_size
+                     (const Apsweep__V1__Counter   *message);
+size_t apsweep__v1__counter__pack
+                     (const Apsweep__V1__Counter   *message,
+                      uint8_t             *out);
+size_t apsweep__v1__counter__pack_to_buffer
+                     (const Apsweep__V1__Counter   *message,
+                      ProtobufCBuffer     *buffer);
+Apsweep__V1__Counter *
+       apsweep__v1__counter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   apsweep__v1__counter__free_unpacked
+                     (Apsweep__V1__Counter *message,
+                      ProtobufCAllocator *allocator);
 /* Apsweep__V1__TaskCounts methods */
 void   apsweep__v1__task_counts__init
                      (Apsweep__V1__TaskCounts         *message);
@@ -1065,6 +1213,9 @@ typedef void (*Apsweep__V1__BlobChunk_Closure)
 typedef void (*Apsweep__V1__StatusRequest_Closure)
                  (const Apsweep__V1__StatusRequest *message,
                   void *closure_data);
+typedef void (*Apsweep__V1__Counter_Closure)
+                 (const Apsweep__V1__Counter *message,
+                  void *closure_data);
 typedef void (*Apsweep__V1__TaskCounts_Closure)
                  (const Apsweep__V1__TaskCounts *message,
                   void *closure_data);
@@ -1086,6 +1237,8 @@ typedef void (*Apsweep__V1__StatusReply_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    apsweep__v1__reject_code__descriptor;
+extern const ProtobufCEnumDescriptor    apsweep__v1__shutdown_code__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__envelope__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__data_holding__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__hello__descriptor;
@@ -1107,6 +1260,7 @@ extern const ProtobufCMessageDescriptor apsweep__v1__cancel__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__shutdown__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__blob_chunk__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__status_request__descriptor;
+extern const ProtobufCMessageDescriptor apsweep__v1__counter__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__task_counts__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__worker_status__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__failure_info__descriptor;

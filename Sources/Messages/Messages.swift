@@ -1,5 +1,8 @@
+import Records
+
 /// Swift value types for every message of Proto/apsweep.proto (field for field; see the .proto
-/// for what each field means). `Envelope` carries exactly one `Message`.
+/// for what each field means). `Envelope` carries exactly one `Message`. This module does no I/O:
+/// the scheduler and the worker's session logic speak these values; `Wire` encodes them.
 
 /// The protocol version this build speaks.
 public let protocolVersion: UInt32 = 1
@@ -7,11 +10,14 @@ public let protocolVersion: UInt32 = 1
 public struct Envelope: Sendable, Equatable {
     public var version: UInt32
     public var sequence: UInt64
+    /// The sending worker process's incarnation (0 from coordinators and clients).
+    public var incarnation: UInt64
     public var message: Message
-    public init(_ message: Message, sequence: UInt64 = 0, version: UInt32 = protocolVersion) {
+    public init(_ message: Message, sequence: UInt64 = 0, version: UInt32 = protocolVersion, incarnation: UInt64 = 0) {
         self.message = message
         self.sequence = sequence
         self.version = version
+        self.incarnation = incarnation
     }
 }
 
@@ -21,6 +27,8 @@ public enum Message: Sendable, Equatable {
     case welcome(Welcome), reject(Reject), assign(Assign), heartbeatAck(HeartbeatAck), cancel(Cancel), shutdown(Shutdown)
     case statusRequest(StatusRequest), statusReply(StatusReply)
     case blobChunk(BlobChunk)
+
+    public var isHello: Bool { if case .hello = self { return true }; return false }
 
     /// The message's name as in the .proto, for logs and errors.
     public var name: String {
@@ -56,6 +64,7 @@ public struct DataHolding: Sendable, Equatable {
 public struct Hello: Sendable, Equatable {
     public var workerID = "", host = "", cores: UInt32 = 0, softwareVersion = ""
     public var data: [DataHolding] = [], cachedBlobs: [String] = [], blasThreads: UInt32 = 0, runningTaskID = ""
+    public var incarnation: UInt64 = 0
     public init() {}
 }
 
@@ -65,32 +74,15 @@ public struct Ready: Sendable, Equatable {
 }
 
 public struct Heartbeat: Sendable, Equatable {
-    public var taskID = "", epoch: UInt32 = 0, step: UInt64 = 0
-    public init(taskID: String = "", epoch: UInt32 = 0, step: UInt64 = 0) { self.taskID = taskID; self.epoch = epoch; self.step = step }
-}
-
-public struct MetricValue: Sendable, Equatable {
-    public var name: String, value: Double
-    public init(_ name: String, _ value: Double) { self.name = name; self.value = value }
-}
-
-public struct LayerMetricValues: Sendable, Equatable {
-    public var layer = "", values: [MetricValue] = []
-    public init(layer: String = "", values: [MetricValue] = []) { self.layer = layer; self.values = values }
-}
-
-public struct WireEpochRecord: Sendable, Equatable {
-    public var epoch: UInt32 = 0
-    public var trainAccuracy = 0.0, trainLoss = 0.0, testAccuracy = 0.0, testLoss = 0.0
-    public var pdTrain = 0.0, pdTest = 0.0, lossDiffTrain = 0.0, lossDiffTest = 0.0, learningRate = 0.0, seconds = 0.0
-    public var layers: [LayerMetricValues] = []
-    public var total: LayerMetricValues?
-    public init() {}
+    public var taskID = "", epoch: UInt32 = 0, step: UInt64 = 0, attempt: UInt32 = 0
+    public init(taskID: String = "", epoch: UInt32 = 0, step: UInt64 = 0, attempt: UInt32 = 0) {
+        self.taskID = taskID; self.epoch = epoch; self.step = step; self.attempt = attempt
+    }
 }
 
 public struct Progress: Sendable, Equatable {
-    public var taskID = "", attempt: UInt32 = 0, records: [WireEpochRecord] = []
-    public init(taskID: String = "", attempt: UInt32 = 0, records: [WireEpochRecord] = []) {
+    public var taskID = "", attempt: UInt32 = 0, records: [EpochRecord] = []
+    public init(taskID: String = "", attempt: UInt32 = 0, records: [EpochRecord] = []) {
         self.taskID = taskID; self.attempt = attempt; self.records = records
     }
 }
@@ -103,16 +95,16 @@ public struct BaselineSummary: Sendable, Equatable {
 }
 
 public struct TaskResult: Sendable, Equatable {
-    public var taskID = "", attempt: UInt32 = 0, records: [WireEpochRecord] = [], checkpointHash = ""
+    public var taskID = "", attempt: UInt32 = 0, records: [EpochRecord] = [], checkpointHash = ""
     public var baseline: BaselineSummary?
     public var wallSeconds = 0.0
     public init() {}
 }
 
 public struct Failure: Sendable, Equatable {
-    public var taskID = "", attempt: UInt32 = 0, reason = "", retryable = false
-    public init(taskID: String = "", attempt: UInt32 = 0, reason: String = "", retryable: Bool = false) {
-        self.taskID = taskID; self.attempt = attempt; self.reason = reason; self.retryable = retryable
+    public var taskID = "", attempt: UInt32 = 0, reason = "", retryable = false, unusableBlob = ""
+    public init(taskID: String = "", attempt: UInt32 = 0, reason: String = "", retryable: Bool = false, unusableBlob: String = "") {
+        self.taskID = taskID; self.attempt = attempt; self.reason = reason; self.retryable = retryable; self.unusableBlob = unusableBlob
     }
 }
 
@@ -123,12 +115,41 @@ public struct BlobRequest: Sendable, Equatable {
 
 public struct Welcome: Sendable, Equatable {
     public var coordinatorID = "", sweepID = "", heartbeatIntervalMs: UInt32 = 0, livenessMs: UInt32 = 0, maxChunkBytes: UInt32 = 0
+    public var maxBlobBytes: UInt64 = 0, leaseMs: UInt32 = 0
     public init() {}
 }
 
+/// Why a message was refused (the .proto's `RejectCode`; raw values are the wire numbers).
+public enum RejectCode: UInt32, Sendable, CaseIterable {
+    case unspecified = 0, helloRequired, versionUnsupported, malformed, badHello, notLeaseHolder, invalidResult, limitExceeded,
+         unknownBlob, wrongDirection
+
+    /// The name as in the .proto.
+    public var name: String {
+        switch self {
+        case .unspecified: return "REJECT_UNSPECIFIED"
+        case .helloRequired: return "HELLO_REQUIRED"
+        case .versionUnsupported: return "VERSION_UNSUPPORTED"
+        case .malformed: return "MALFORMED"
+        case .badHello: return "BAD_HELLO"
+        case .notLeaseHolder: return "NOT_LEASE_HOLDER"
+        case .invalidResult: return "INVALID_RESULT"
+        case .limitExceeded: return "LIMIT_EXCEEDED"
+        case .unknownBlob: return "UNKNOWN_BLOB"
+        case .wrongDirection: return "WRONG_DIRECTION"
+        }
+    }
+
+    /// Whether a worker receiving this Reject must exit (PROTOCOL.md §4): only when no later
+    /// message could be accepted.
+    public var endsTheWorker: Bool { self == .versionUnsupported || self == .badHello }
+}
+
 public struct Reject: Sendable, Equatable {
-    public var reason = "", supportedVersion: UInt32 = protocolVersion
-    public init(reason: String = "", supportedVersion: UInt32 = protocolVersion) { self.reason = reason; self.supportedVersion = supportedVersion }
+    public var reason = "", supportedVersion: UInt32 = protocolVersion, code: RejectCode = .unspecified, taskID = ""
+    public init(_ code: RejectCode = .unspecified, _ reason: String = "", taskID: String = "", supportedVersion: UInt32 = protocolVersion) {
+        self.code = code; self.reason = reason; self.taskID = taskID; self.supportedVersion = supportedVersion
+    }
 }
 
 public struct Assign: Sendable, Equatable {
@@ -148,9 +169,14 @@ public struct Cancel: Sendable, Equatable {
     public init(taskID: String = "", reason: String = "") { self.taskID = taskID; self.reason = reason }
 }
 
+/// Why the coordinator tells a worker to exit (the .proto's `ShutdownCode`).
+public enum ShutdownCode: UInt32, Sendable {
+    case unspecified = 0, sweepComplete, coordinatorStopping, drained
+}
+
 public struct Shutdown: Sendable, Equatable {
-    public var reason = ""
-    public init(reason: String = "") { self.reason = reason }
+    public var reason = "", code: ShutdownCode = .unspecified
+    public init(reason: String = "", code: ShutdownCode = .unspecified) { self.reason = reason; self.code = code }
 }
 
 public struct BlobChunk: Sendable, Equatable {
@@ -161,8 +187,10 @@ public struct BlobChunk: Sendable, Equatable {
 }
 
 public struct StatusRequest: Sendable, Equatable {
-    public var includeCorrelations = false, maxFailures: UInt32 = 0
-    public init(includeCorrelations: Bool = false, maxFailures: UInt32 = 0) { self.includeCorrelations = includeCorrelations; self.maxFailures = maxFailures }
+    public var includeCorrelations = false, maxFailures: UInt32 = 0, maxWorkers: UInt32 = 0
+    public init(includeCorrelations: Bool = false, maxFailures: UInt32 = 0, maxWorkers: UInt32 = 0) {
+        self.includeCorrelations = includeCorrelations; self.maxFailures = maxFailures; self.maxWorkers = maxWorkers
+    }
 }
 
 public struct TaskCounts: Sendable, Equatable {
@@ -188,5 +216,19 @@ public struct CorrelationInfo: Sendable, Equatable {
 public struct StatusReply: Sendable, Equatable {
     public var sweepID = "", counts: TaskCounts?, workers: [WorkerStatus] = [], recentFailures: [FailureInfo] = []
     public var correlations: [CorrelationInfo] = [], etaSeconds = 0.0, uptimeMs: UInt64 = 0, lateResultsDropped: UInt64 = 0
+    /// Named counters, sorted by name.
+    public var counters: [(name: String, value: UInt64)] = []
+    public var correlationsAgeMs: UInt64 = 0, workersTotal: UInt32 = 0, journal = ""
     public init() {}
+
+    public static func == (a: StatusReply, b: StatusReply) -> Bool {
+        a.sweepID == b.sweepID && a.counts == b.counts && a.workers == b.workers && a.recentFailures == b.recentFailures
+            && a.correlations == b.correlations && a.etaSeconds == b.etaSeconds && a.uptimeMs == b.uptimeMs
+            && a.lateResultsDropped == b.lateResultsDropped && a.counters.map(\.name) == b.counters.map(\.name)
+            && a.counters.map(\.value) == b.counters.map(\.value) && a.correlationsAgeMs == b.correlationsAgeMs
+            && a.workersTotal == b.workersTotal && a.journal == b.journal
+    }
+
+    /// The counter of this name (0 when absent).
+    public func counter(_ name: String) -> UInt64 { counters.first { $0.name == name }?.value ?? 0 }
 }

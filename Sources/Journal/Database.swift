@@ -8,32 +8,58 @@ import Foundation
 final class Database {
     private var handle: OpaquePointer?
     let path: String
+    let readOnly: Bool
 
-    init(path: String) throws {
+    /// Opens (read-write: creating) the database at `path`. Read-only connections never write,
+    /// never create the file, and never change its journal mode.
+    init(path: String, readOnly: Bool = false) throws {
         self.path = path
-        if sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil) != SQLITE_OK {
+        self.readOnly = readOnly
+        let flags = readOnly ? SQLITE_OPEN_READONLY | SQLITE_OPEN_URI : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        let target = readOnly ? "file:" + path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)! + "?mode=ro" : path
+        if sqlite3_open_v2(target, &handle, flags | SQLITE_OPEN_NOMUTEX, nil) != SQLITE_OK {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(handle)
+            handle = nil
             throw JournalError.sqlite("\(path): cannot open the journal: \(message)")
         }
         sqlite3_busy_timeout(handle, 5000)
+        sqlite3_extended_result_codes(handle, 1)
     }
 
     /// Prepared statements by SQL text: the coordinator runs the same few statements per task,
     /// and parsing them each time cost more than executing them.
     private var statements: [String: OpaquePointer] = [:]
 
-    deinit {
+    deinit { close() }
+
+    func close() {
         for (_, st) in statements { sqlite3_finalize(st) }
-        sqlite3_close(handle)
+        statements.removeAll()
+        if let handle { sqlite3_close(handle) }
+        handle = nil
+    }
+
+    var isOpen: Bool { handle != nil }
+
+    func error(_ sql: String) -> JournalError {
+        let code = sqlite3_extended_errcode(handle)
+        let message = String(cString: sqlite3_errmsg(handle))
+        if code & 0xff == SQLITE_FULL {
+            return .diskFull("\(path): the disk is full (\(message)); free space and run the same command again — the journal is intact")
+        }
+        if code & 0xff == SQLITE_CORRUPT || code & 0xff == SQLITE_NOTADB {
+            return .corrupt("\(path): \(message)")
+        }
+        return .sqlite("\(path): \(message) in: \(sql.prefix(80))")
     }
 
     func execute(_ sql: String) throws {
-        var error: UnsafeMutablePointer<CChar>?
-        if sqlite3_exec(handle, sql, nil, nil, &error) != SQLITE_OK {
-            let message = error.map { String(cString: $0) } ?? "unknown error"
-            sqlite3_free(error)
-            throw JournalError.sqlite("\(path): \(message) in: \(sql.prefix(80))")
+        guard handle != nil else { throw JournalError.sqlite("\(path): the journal is closed") }
+        var message: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(handle, sql, nil, nil, &message) != SQLITE_OK {
+            sqlite3_free(message)
+            throw error(sql)
         }
     }
 
@@ -43,12 +69,11 @@ final class Database {
     }
 
     /// Runs `sql` with `values` bound to ?1, ?2, …; `row` sees each result row.
-    func run(_ sql: String, _ values: [Value] = [], row: ((Row) throws -> Void)? = nil) throws {
+    func run(_ sql: String, _ values: [Value] = [], row: (Row) throws -> Void = { _ in }) throws {
+        guard handle != nil else { throw JournalError.sqlite("\(path): the journal is closed") }
         var statement = statements[sql]
         if statement == nil {
-            guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else {
-                throw JournalError.sqlite("\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))")
-            }
+            guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { throw error(sql) }
             statements[sql] = statement
         }
         defer {
@@ -62,16 +87,23 @@ final class Database {
             case let .int(x): sqlite3_bind_int64(statement, index, x)
             case let .double(x): sqlite3_bind_double(statement, index, x)
             case let .text(s): sqlite3_bind_text(statement, index, s, -1, transient)
-            case let .blob(b): _ = b.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transient) }
+            case let .blob(b): _ = b.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), transient) }
             case .null: sqlite3_bind_null(statement, index)
             }
         }
         while true {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { return }
-            guard rc == SQLITE_ROW else { throw JournalError.sqlite("\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))") }
-            try row?(Row(statement: statement!))
+            guard rc == SQLITE_ROW else { throw error(sql) }
+            try row(Row(statement: statement!))
         }
+    }
+
+    /// The first column of the first row, as text (nil when there is no row or it is NULL).
+    func scalar(_ sql: String, _ values: [Value] = []) throws -> String? {
+        var out: String?
+        try run(sql, values) { if out == nil { out = $0.text(0) } }
+        return out
     }
 
     func transaction(_ body: () throws -> Void) throws {
@@ -99,13 +131,19 @@ final class Database {
     }
 }
 
+/// A journal that cannot be used, and why. Every case says what to do.
 public enum JournalError: Error, CustomStringConvertible, Equatable {
     case sqlite(String)
     case schema(String)
+    /// Not an apsweep journal (another program's database, an empty file, …).
+    case notAJournal(String)
+    /// Another process holds the journal.
+    case locked(String)
+    case diskFull(String)
+    case corrupt(String)
     public var description: String {
         switch self {
-        case let .sqlite(m): return m
-        case let .schema(m): return m
+        case let .sqlite(m), let .schema(m), let .notAJournal(m), let .locked(m), let .diskFull(m), let .corrupt(m): return m
         }
     }
 }

@@ -1,0 +1,221 @@
+import Experiment
+import Foundation
+import Journal
+import Messages
+import Records
+import Scheduling
+
+/// A sweep's records aggregated in one pass over the journal: per configuration and epoch the
+/// mean, spread and count of every quantity over trials; per trial the series of the quantities
+/// that are correlated (AP2, each AP3, PD); the baselines with their convergence; damaged records
+/// and failed tasks by name. Memory grows with configurations × epochs × quantities plus
+/// tasks × epochs × (AP variants + 3), never with the records' size on disk.
+public struct Aggregation {
+    /// (model, method, sparsity, scope) of prune tasks.
+    public struct Configuration: Hashable, Comparable, Sendable {
+        public var model: String, method: String, sparsity: Double, scope: String
+        public static func < (a: Self, b: Self) -> Bool { (a.model, a.method, a.sparsity, a.scope) < (b.model, b.method, b.sparsity, b.scope) }
+        public var label: String { "\(model) \(method) p=\(sparsity) \(scope)" }
+    }
+
+    /// Mean, standard deviation (n − 1) and count of one quantity at one epoch (Welford).
+    public struct Moments: Sendable {
+        public private(set) var count = 0
+        public private(set) var mean = Double.nan
+        var m2 = 0.0
+        public var std: Double { count < 2 ? .nan : (m2 / Double(count - 1)).squareRoot() }
+        mutating func add(_ x: Double) {
+            guard x.isFinite else { return }
+            count += 1
+            if count == 1 { mean = x; m2 = 0; return }
+            let d = x - mean
+            mean += d / Double(count)
+            m2 += d * (x - mean)
+        }
+    }
+
+    /// One trial (task) of a configuration: its epochs and, per epoch, the correlated quantities.
+    public struct Trial: Sendable {
+        public var seed: UInt64
+        public var task: String
+        public var epochs: [Int] = []
+        /// values[e][k]: epoch `epochs[e]`, quantity `correlated[k]`.
+        public var values: [[Double]] = []
+        func value(_ k: Int, epoch: Int) -> Double? {
+            guard let i = epochs.firstIndex(of: epoch) else { return nil }
+            let v = values[i][k]
+            return v.isFinite ? v : nil
+        }
+    }
+
+    public struct Baseline: Sendable {
+        public var model: String, seed: UInt64, train: Double, test: Double
+        /// Test accuracy of its last two epochs (nil when it trained fewer than two): a baseline
+        /// whose last epochs still differ by points was not trained to convergence.
+        public var lastTwoTest: (Double, Double)?
+    }
+
+    public private(set) var configurations: [Configuration] = []
+    /// Every quantity with moments: PD and accuracies, then the AP metrics of the whole network,
+    /// then the last layer's own (`last.<metric>`).
+    public private(set) var quantities: [String] = []
+    /// AP2 and every AP3 variant (whole network): what is correlated with PD.
+    public private(set) var apMetrics: [String] = []
+    /// The quantities kept per trial: `targets` followed by `apMetrics`.
+    public private(set) var correlated: [String] = []
+    /// |PD| on the test and training sets, and the signed test PD (baseline − pruned accuracy).
+    public static let targets = ["pd_test", "pd_train", "pd_test_signed"]
+    var moments: [[[Moments]]] = []   // [config][epoch slot][quantity]
+    var epochSlots: [[Int]] = []      // [config] → epochs seen, sorted
+    public private(set) var trials: [[Trial]] = []
+    public private(set) var baselines: [Baseline] = []
+    public private(set) var tasksDone = 0, tasksTotal = 0
+    public private(set) var damaged: [SweepJournal.DamagedRecord] = []
+    public private(set) var failed: [(label: String, id: String, error: String)] = []
+    /// Per configuration: the main AP3 of each layer at each trial's last epoch (heat map).
+    public private(set) var layerFinal: [[String: Moments]] = []
+    public private(set) var layerNames: [String] = []
+    public let resamples: Int
+    public let seed: UInt64
+
+    /// Reads every record of the journal once (finished or running tasks alike).
+    public init(journal: SweepJournal, resamples: Int = 1000, seed: UInt64 = 7) throws {
+        self.resamples = resamples
+        self.seed = seed
+        let tasks = try journal.tasks()
+        tasksTotal = tasks.count
+        var positions: [String: Int] = [:]
+        for (i, t) in tasks.enumerated() { positions[t.task.id] = i }
+        var specs = [SweepTask?](repeating: nil, count: tasks.count)
+        var configOf = [Configuration?](repeating: nil, count: tasks.count)
+        var baselineOf = [BaselineSummary?](repeating: nil, count: tasks.count)
+        for (i, t) in tasks.enumerated() {
+            if t.row.state == .done { tasksDone += 1 }
+            if t.row.state == .failed { failed.append((t.task.label, t.task.id, t.row.lastError ?? "")) }
+            guard let spec = try? SweepTask.decode(t.task.spec) else { continue }
+            specs[i] = spec
+            if spec.kind == .prune, let p = spec.prune {
+                configOf[i] = Configuration(model: spec.model.name, method: p.method.rawValue, sparsity: p.sparsity, scope: p.scope)
+                if let b = t.task.dependsOn.flatMap({ positions[$0] }) { baselineOf[i] = tasks[b].row.baseline }
+            }
+        }
+        // Configurations in sorted order; each one's trials by (seed, task id).
+        configurations = Set(configOf.compactMap { $0 }).sorted()
+        let rank = Dictionary(uniqueKeysWithValues: configurations.enumerated().map { ($1, $0) })
+        var members = [[(seed: UInt64, id: String, task: Int)]](repeating: [], count: configurations.count)
+        for i in tasks.indices { if let c = configOf[i], let spec = specs[i] { members[rank[c]!].append((spec.seed, tasks[i].task.id, i)) } }
+        var slotOf = [(config: Int, trial: Int)?](repeating: nil, count: tasks.count)
+        trials = members.enumerated().map { c, list in
+            list.sorted { ($0.seed, $0.id) < ($1.seed, $1.id) }.enumerated().map { k, m in
+                slotOf[m.task] = (c, k)
+                return Trial(seed: m.seed, task: m.id)
+            }
+        }
+        moments = Array(repeating: [], count: configurations.count)
+        epochSlots = Array(repeating: [], count: configurations.count)
+        layerFinal = Array(repeating: [:], count: configurations.count)
+        var quantityIndex: [String: Int] = [:]
+        for q in ["pd_test", "pd_train", "pd_test_signed", "pd_train_signed", "test_accuracy", "train_accuracy", "test_loss", "train_loss"] {
+            quantityIndex[q] = quantities.count
+            quantities.append(q)
+        }
+        var baselineTests: [Int: [(Int, Double)]] = [:]
+        // The last record of the task being read: its per-layer AP3 feeds the heat map.
+        var last: (task: Int, record: EpochRecord)?
+        var mainAP3: String?
+        func finishTask() {
+            guard let (i, r) = last, let (c, _) = slotOf[i], let ap3 = mainAP3 else { return }
+            for l in r.layerMetrics {
+                if !layerNames.contains(l.key) { layerNames.append(l.key) }
+                if let v = l[ap3] { layerFinal[c][l.key, default: Moments()].add(v) }
+            }
+        }
+        try journal.forEachRecord({ i, r in
+            guard let spec = specs[i] else { return }
+            if spec.kind == .baseline {
+                baselineTests[i, default: []].append((r.epoch, r.testAccuracy))
+                return
+            }
+            guard let (c, k) = slotOf[i] else { return }
+            if let l = last, l.task != i { finishTask() }
+            last = (i, r)
+            let base = baselineOf[i]
+            var q: [(String, Double)] = [("pd_test", r.pdTest), ("pd_train", r.pdTrain),
+                                         ("pd_test_signed", base.map { $0.testAccuracy - r.testAccuracy } ?? .nan),
+                                         ("pd_train_signed", base.map { $0.trainAccuracy - r.trainAccuracy } ?? .nan),
+                                         ("test_accuracy", r.testAccuracy), ("train_accuracy", r.trainAccuracy),
+                                         ("test_loss", r.testLoss), ("train_loss", r.trainLoss)]
+            for (name, v) in r.totalMetrics?.values ?? [] where !name.contains("_se[") {
+                q.append((name, v))
+                if (name == "ap2" || name.hasPrefix("ap3[")) && !apMetrics.contains(name) {
+                    apMetrics.append(name)
+                    mainAP3 = apMetrics.first { $0.hasPrefix("ap3[gaussian") } ?? apMetrics.first { $0.hasPrefix("ap3[") }
+                }
+            }
+            if r.layerMetrics.count > 1, let lastLayer = r.layerMetrics.last {
+                for (name, v) in lastLayer.values where !name.contains("_se[") { q.append(("last." + name, v)) }
+            }
+            for (name, _) in q where quantityIndex[name] == nil {
+                quantityIndex[name] = quantities.count
+                quantities.append(name)
+            }
+            // Moments per configuration × epoch × quantity.
+            let s: Int
+            if let found = epochSlots[c].firstIndex(of: r.epoch) { s = found } else {
+                epochSlots[c].append(r.epoch)
+                moments[c].append([])
+                s = epochSlots[c].count - 1
+            }
+            if moments[c][s].count < quantities.count { moments[c][s] += Array(repeating: Moments(), count: quantities.count - moments[c][s].count) }
+            for (name, v) in q { moments[c][s][quantityIndex[name]!].add(v) }
+            // The trial's series: the targets, then the AP metrics in the order first seen
+            // (rows written before a metric appeared are padded with NaN below).
+            let values = Dictionary(q, uniquingKeysWith: { a, _ in a })
+            trials[c][k].epochs.append(r.epoch)
+            trials[c][k].values.append((Aggregation.targets + apMetrics).map { values[$0] ?? .nan })
+        }, damaged: { damaged.append($0) })
+        finishTask()
+        correlated = Aggregation.targets + apMetrics
+        for c in trials.indices {
+            for k in trials[c].indices {
+                for e in trials[c][k].values.indices where trials[c][k].values[e].count < correlated.count {
+                    trials[c][k].values[e] += Array(repeating: .nan, count: correlated.count - trials[c][k].values[e].count)
+                }
+            }
+        }
+        for c in configurations.indices {
+            let order = epochSlots[c].indices.sorted { epochSlots[c][$0] < epochSlots[c][$1] }
+            epochSlots[c] = order.map { epochSlots[c][$0] }
+            moments[c] = order.map { moments[c][$0] }
+        }
+        for (i, t) in tasks.enumerated() where specs[i]?.kind == .baseline {
+            guard let b = t.row.baseline, let spec = specs[i] else { continue }
+            let tests = (baselineTests[i] ?? []).sorted { $0.0 < $1.0 }.map(\.1)
+            baselines.append(Baseline(model: spec.model.name, seed: spec.seed, train: b.trainAccuracy, test: b.testAccuracy,
+                                      lastTwoTest: tests.count >= 2 ? (tests[tests.count - 2], tests[tests.count - 1]) : nil))
+        }
+    }
+
+    /// Per-epoch moments of `quantity` over the trials of configuration `c`.
+    public func moments(_ c: Configuration, _ quantity: String) -> [(epoch: Int, Moments)] {
+        guard let ci = configurations.firstIndex(of: c), let q = quantities.firstIndex(of: quantity) else { return [] }
+        return epochSlots[ci].indices.map { s in (epochSlots[ci][s], q < moments[ci][s].count ? moments[ci][s][q] : Moments()) }
+    }
+
+    /// The mean of `quantity` in configuration `c` at `epoch`, when finite.
+    public func mean(_ c: Configuration, _ quantity: String, epoch: Int) -> Double? {
+        moments(c, quantity).first { $0.epoch == epoch }.map(\.1.mean).flatMap { $0.isFinite ? $0 : nil }
+    }
+
+    /// The last epoch every trial of every configuration has reached (nil when none).
+    public var finalEpoch: Int? {
+        let lasts = trials.flatMap { $0.compactMap { $0.epochs.max() } }
+        return lasts.min()
+    }
+
+    /// The main AP3 variant: the first `ap3[gaussian…]`, else the first AP3.
+    public var ap3: String? { apMetrics.first { $0.hasPrefix("ap3[gaussian") } ?? apMetrics.first { $0.hasPrefix("ap3[") } }
+
+    /// Index of a correlated quantity.
+    func k(_ name: String) -> Int? { correlated.firstIndex(of: name) }
+}

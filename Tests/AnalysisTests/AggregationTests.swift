@@ -1,0 +1,150 @@
+@testable import Analysis
+import Foundation
+import Journal
+import Records
+import XCTest
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+/// Aggregation on a hand-made journal whose numbers are chosen so every figure can be checked by hand.
+final class AggregationTests: XCTestCase {
+    static let sweep = """
+        models: [{architecture: lenet5}]
+        trials: 2
+        prune: {methods: [lowest, random, highest], sparsities: [0.2, 0.5, 0.8], fine_tune: {epochs: 3}}
+        """
+    static let rank = ["lowest": 0.0, "random": 1.0, "highest": 2.0]
+
+    /// Two trials × lowest/random/highest × sparsities 0.2/0.5/0.8, 3 fine-tuning epochs. AP2 at
+    /// epoch e of (method m, sparsity p, trial t) is (1 + m)·p·10 + e + t/10; AP3 = AP2/2 (σ² = 1);
+    /// PD_test = AP2/10 — so every AP–PD correlation is exactly 1.
+    func makeJournal(finishedTrials: UInt64 = 2) throws -> JournalBuilder {
+        let b = try JournalBuilder(Self.sweep)
+        try b.fill { method, p, seed in
+            guard seed <= finishedTrials else { return nil }
+            return (0...3).map { e in
+                let ap2 = (1 + Self.rank[method]!) * p * 10 + Double(e) + Double(seed) / 10
+                return JournalBuilder.record(epoch: e, ap2: ap2, pdTest: ap2 / 10)
+            }
+        }
+        return b
+    }
+
+    func testMeansCorrelationsAndClaimsOnAHandMadeJournal() throws {
+        let b = try makeJournal()
+        let a = try Aggregation(journal: b.journal, resamples: 1000)
+        XCTAssertEqual(a.configurations.count, 9)
+        XCTAssertEqual(a.finalEpoch, 3)
+        let c = Aggregation.Configuration(model: "lenet5", method: "random", sparsity: 0.5, scope: "last")
+        let m = try XCTUnwrap(a.moments(c, "ap2").first { $0.epoch == 2 }?.1)
+        // Trials 1 and 2: 2·0.5·10 + 2 + 0.1 = 12.1 and 12.2 → mean 12.15, sd √0.005.
+        XCTAssertEqual(m.mean, 12.15, accuracy: 1e-12)
+        XCTAssertEqual(m.std, 0.005.squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(m.count, 2)
+        let correlations = a.correlations()
+        for r in correlations where r.target == "pd_test" {
+            XCTAssertEqual(r.value, 1, accuracy: 1e-12, "\(r.metric) ~ \(r.target) \(r.method) \(r.scope)")
+        }
+        // Signed PD (baseline 90 % − test accuracy, here PD up to rounding: 90 − (90 − x) is not
+        // always x, which may break a tie) correlates the same way.
+        for r in correlations where r.target == "pd_test_signed" {
+            XCTAssertGreaterThan(r.value, r.method == .pearson ? 1 - 1e-9 : 0.99, "\(r.scope) \(r.method)")
+        }
+        let pooled = try XCTUnwrap(correlations.first { $0.scope == "pooled" && $0.metric == "ap2" && $0.target == "pd_test" && $0.method == .kendall })
+        XCTAssertEqual(pooled.points, 9 * 2 * 4)
+        let claims = a.claims()
+        XCTAssertEqual(claims.map(\.verdict), [.held, .held, .held, .held, .held, .held, .inconclusive],
+                       claims.map { "\($0.number): \($0.verdict.rawValue) p=\($0.pValue) holm=\($0.adjustedP) \($0.evidence)" }.joined(separator: "\n"))
+        XCTAssertEqual(claims[0].effect, 1, "every configuration has ρ > 0")
+        XCTAssertEqual(claims[2].effect, 1, "every ordering holds")
+        // summary.json carries the same numbers as the claims.
+        let data = try ResultsExport.summaryJSON(a, claims: claims, correlations: correlations, comparisons: a.metricComparisons(), journal: b.journal)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(data)) as? [String: Any])
+        let rows = try XCTUnwrap(json["claims"] as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["verdict"] as? String }, claims.map(\.verdict.rawValue))
+        XCTAssertEqual(rows.map { $0["evidence"] as? String }, claims.map(\.evidence))
+        // AP3 = AP2/2 ranks configurations identically: the open question's difference is 0.
+        let comparison = try XCTUnwrap(a.metricComparisons().first)
+        XCTAssertEqual(comparison.difference, 0)
+        XCTAssertEqual(comparison.answer, "identical (same ranking of configurations)")
+    }
+
+    /// A partly finished journal reports only what exists: one trial, not enough for trends.
+    func testPartialJournalReportsOnlyWhatExists() throws {
+        let b = try makeJournal(finishedTrials: 1)
+        let a = try Aggregation(journal: b.journal, resamples: 100)
+        XCTAssertEqual(a.tasksDone, 2 + 9)
+        XCTAssertEqual(a.tasksTotal, b.plan.entries.count)
+        let c = Aggregation.Configuration(model: "lenet5", method: "lowest", sparsity: 0.2, scope: "last")
+        XCTAssertEqual(a.moments(c, "ap2").first?.1.count, 1)
+        XCTAssert(a.moments(c, "ap2").first!.1.std.isNaN, "one trial has no spread")
+        let dir = NSTemporaryDirectory() + "apsweep-agg-out-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ResultsExport.write(journal: b.journal, directory: dir, resamples: 100)
+        let csv = try String(contentsOfFile: dir + "/results.csv", encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").count, 1 + 9 * 4, "header + 9 tasks × 4 epochs")
+        XCTAssert(csv.split(separator: "\n")[0].contains("ap3[gaussian:sigma2=1]"))
+        XCTAssert(csv.split(separator: "\n")[0].contains("learning_rate"), "the record's fields by their table names")
+        // An empty journal: every claim lacks data, nothing crashes.
+        let empty = try JournalBuilder(Self.sweep)
+        XCTAssert(try Aggregation(journal: empty.journal).claims().allSatisfy { $0.verdict == .notEnoughData })
+    }
+
+    /// The same journal gives the same bytes: results.csv and summary.json identical, report.html
+    /// identical but for its generation time.
+    func testReportsOfOneJournalAreIdentical() throws {
+        let b = try makeJournal()
+        var outputs: [[String: [UInt8]]] = []
+        for run in 0..<2 {
+            let dir = NSTemporaryDirectory() + "apsweep-agg-repro-\(getpid())-\(run)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try ResultsExport.write(journal: b.journal, directory: dir, resamples: 300)
+            var files: [String: [UInt8]] = [:]
+            for name in ["results.csv", "summary.json", "report.html"] {
+                var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)))
+                if name == "report.html" {
+                    let text = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: #"<td>report generated</td><td>[^<]*</td>"#, with: "", options: .regularExpression)
+                    bytes = Array(text.utf8)
+                }
+                files[name] = bytes
+            }
+            outputs.append(files)
+        }
+        for name in ["results.csv", "summary.json", "report.html"] { XCTAssertEqual(outputs[0][name], outputs[1][name], name) }
+    }
+
+    /// report.html: well-formed, every figure with the right series and points, the claims table
+    /// saying exactly what summary.json says, and every scatter point inside its frame.
+    func testHTMLReportOnAHandMadeJournal() throws {
+        let b = try makeJournal()
+        let a = try Aggregation(journal: b.journal, resamples: 200)
+        let claims = a.claims(), correlations = a.correlations()
+        let page = try HTMLReport.render(a, claims: claims, correlations: correlations, comparisons: a.metricComparisons(), journal: b.journal)
+        XCTAssertTrue(page.omitted.isEmpty, "\(page.omitted)")
+        let doc = try XMLDocument(xmlString: page.page)
+        let svgs = try doc.nodes(forXPath: "//*[local-name()='svg']").compactMap { $0 as? XMLElement }
+        // 3 method panels + 3 sparsity panels (6 series: AP and PD per line) + 2 scatters.
+        XCTAssertEqual(svgs.count, 3 + 3 + 2)
+        XCTAssertEqual(page.figures.count, svgs.count, "every figure can be saved on its own")
+        for svg in svgs.prefix(6) {
+            XCTAssertEqual(svg.attributes?.first(where: { $0.name == "data-series" })?.stringValue, "6")
+            let counts = try svg.nodes(forXPath: ".//*[@class='series']").compactMap { ($0 as? XMLElement)?.attributes?.first(where: { $0.name == "data-points" })?.stringValue }
+            XCTAssertEqual(counts, Array(repeating: "4", count: 6), "epochs 0–3 in every series")
+        }
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(ResultsExport.summaryJSON(a, claims: claims, correlations: correlations,
+                                                                                                  comparisons: [], journal: b.journal))) as? [String: Any])
+        let rows = try doc.nodes(forXPath: "//*[local-name()='table'][@class='claims']/*[local-name()='tr']").dropFirst()
+        let expected = try XCTUnwrap(summary["claims"] as? [[String: Any]])
+        XCTAssertEqual(rows.count, expected.count)
+        for (row, claim) in zip(rows, expected) {
+            let cells = try row.nodes(forXPath: "./*[local-name()='td']").map { $0.stringValue ?? "" }
+            XCTAssertEqual(cells[7], claim["verdict"] as? String)
+            XCTAssertEqual(cells[8], claim["evidence"] as? String)
+        }
+        XCTAssertFalse(page.page.contains("<script"), "no scripts")
+        XCTAssertFalse(page.page.contains("<link"), "no external stylesheets")
+    }
+}
