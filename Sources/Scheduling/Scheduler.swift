@@ -576,7 +576,7 @@ public final class Scheduler {
         row.baseline = tasks[t].kind == .baseline ? r.baseline : nil
         row.finishedMs = now
         setRow(t, row, event: "done", detail: "\(r.records.count) records, attempt \(r.attempt)", worker: id, now: now)
-        if let s = row.startedMs, now > s { durationSum += Double(now - s) / 1000; durationCount += 1 }
+        if let s = row.startedMs, now >= s { durationSum += Double(now - s) / 1000; durationCount += 1 }
         workers[id]!.tasksDone += 1
         for d in dependents[t] where rows[d].state == .blocked {
             var dr = rows[d]
@@ -614,9 +614,9 @@ public final class Scheduler {
         if recentFailures.count > 100 { recentFailures.removeFirst(recentFailures.count - 100) }
         if !f.unusableBlob.isEmpty, let base = tasks[t].dependsOn.flatMap({ index[$0] }), rows[base].checkpoint == f.unusableBlob {
             // The baseline's checkpoint cannot be used: every dependent would fail the same way.
-            release(t, outcome: .taskFailed, reason: reason, now: now, final: true)
-            failDependents(of: base, because: "the checkpoint of baseline \(tasks[base].label) (\(f.unusableBlob.prefix(12))) cannot be used: \(reason)", now: now,
-                           event: "baseline-unusable")
+            let why = "the checkpoint of baseline \(tasks[base].label) (\(f.unusableBlob.prefix(12))) cannot be used: \(reason)"
+            release(t, outcome: .taskFailed, reason: why, now: now, final: true)
+            failDependents(of: base, because: why, now: now, event: "baseline-unusable")
         } else {
             release(t, outcome: f.retryable ? .handedBack : .taskFailed, reason: reason, now: now)
         }
@@ -819,13 +819,15 @@ public final class Scheduler {
             row.worker = lease.worker
             row.state = .failed
             row.finishedMs = now
-            setRow(t, row, event: "failed", detail: "\(reason) (\(row.failures) failure(s) of the task, max_attempts \(config.maxAttempts))", worker: lease.worker, now: now)
+            if !final { row.lastError = "\(reason) (\(row.failures) failure(s) of the task, max_attempts \(config.maxAttempts))" }
+            setRow(t, row, event: "failed", detail: row.lastError, worker: lease.worker, now: now)
             failDependents(of: t, because: "its baseline \(tasks[t].label) failed: \(reason)", now: now, event: nil)
             checkFinished(now)
         } else if row.handbacks > config.maxHandbacks {
             row.state = .failed
             row.finishedMs = now
-            setRow(t, row, event: "failed", detail: "handed back \(row.handbacks) times (max_handbacks \(config.maxHandbacks)); last: \(reason)", worker: lease.worker, now: now)
+            row.lastError = "handed back \(row.handbacks) times (max_handbacks \(config.maxHandbacks)); last: \(reason)"
+            setRow(t, row, event: "failed", detail: row.lastError, worker: lease.worker, now: now)
             failDependents(of: t, because: "its baseline \(tasks[t].label) failed: handed back too often", now: now, event: nil)
             checkFinished(now)
         } else {

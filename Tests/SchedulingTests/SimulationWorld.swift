@@ -51,6 +51,8 @@ final class SimulationWorld {
 
     // MARK: the coordinator
     let journal: MemoryJournal
+    /// What the journal held before anything ran.
+    let initialState: JournalState
     var scheduler: Scheduler?
     var coordinatorUpAt: Int64 = 0
     var clockOffset: Int64 = 0
@@ -191,7 +193,8 @@ final class SimulationWorld {
         let pinned = rng.chance(0.5)
         var pins: [String: String] = [:]
         for s in 0..<shards where pinned { pins[DataKey(dataset: "sim", shard: s, count: shards).pinKey] = "good-\(s)" }
-        journal = MemoryJournal(JournalState(sweepID: "sim-\(seed)", tasks: tasks, rows: rows, pins: pins))
+        initialState = JournalState(sweepID: "sim-\(seed)", tasks: tasks, rows: rows, pins: pins)
+        journal = MemoryJournal(initialState)
         oracle.start(tasks: tasks, rows: rows)
         for k in 0..<rng.int(1...5) { addWorker("w\(k)", shards: shards, pinned: pinned, at: 0) }
     }
