@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Messages", "Records", "WorkerProtocol", "Digest", "Journal"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Scheduling", "Records", "Messages", "CSQLite"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Journal", "Scheduling", "Records", "Messages", "Experiment", "Plot", "Coordinator"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire", "Messages", "Journal", "Scheduling", "Analysis"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire", "Messages", "Journal", "Scheduling", "Analysis", "BlobStore", "CSQLite"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore", "Records"]),
     ],

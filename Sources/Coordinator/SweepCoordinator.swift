@@ -38,9 +38,9 @@ public enum CoordinatorOutcome: Equatable, Sendable {
     case complete(done: Int, failed: Int)
     /// Stopped by a signal (leases released without counting, workers told, stop journaled).
     case stopped(reason: String)
-    /// The journal could not be written (disk full, I/O error): the coordinator stopped without
-    /// sending anything its journal does not hold.
-    case journalFailed(String)
+    /// The journal or the blob store could not be written (disk full, I/O error): the coordinator
+    /// stopped without sending anything its journal does not hold.
+    case storageFailed(String)
 }
 
 /// The coordinator process: a thin loop around the pure `Scheduler`. Each turn it reads every
@@ -64,6 +64,8 @@ public final class SweepCoordinator {
     public var onCommit: ((TaskCounts) -> Void)?
     private var finished = false
     private var lastCheckpointMs: Int64 = 0
+    /// Set when the blob store could not be written: the coordinator stops cleanly.
+    private var storageFailure: String?
 
     /// `describeSpec` turns a journal's task spec into the label and data key used for
     /// correlations (nil: status shows no correlations).
@@ -109,11 +111,11 @@ public final class SweepCoordinator {
     public func run(stop: () -> String? = { nil }) -> CoordinatorOutcome {
         defer { close() }
         while true {
-            if let reason = stop() {
+            if let reason = stop() ?? storageFailure {
                 scheduler.handle(.stop(reason: reason), now: nowMs())
-                if case let .journalFailed(why)? = try? commitOrFail() { return .journalFailed(why) }
+                if case let .storageFailed(why)? = try? commitOrFail() { return .storageFailed(why) }
                 linger()
-                return .stopped(reason: reason)
+                return storageFailure.map { .storageFailed($0) } ?? .stopped(reason: reason)
             }
             let turn = nowMs()
             var handled = 0
@@ -136,7 +138,7 @@ public final class SweepCoordinator {
                 runBlobIO()
             }
             scheduler.handle(.tick, now: nowMs())
-            if case let .journalFailed(why)? = try? commitOrFail() { return .journalFailed(why) }
+            if case let .storageFailed(why)? = try? commitOrFail() { return .storageFailed(why) }
             if nowMs() - lastCheckpointMs > config.checkpointEveryMs {
                 journal.checkpoint()
                 lastCheckpointMs = nowMs()
@@ -156,7 +158,7 @@ public final class SweepCoordinator {
         } catch {
             log("cannot write the journal: \(error)")
             log("stopping without sending what the journal does not hold; run the same command again once the cause is fixed")
-            return .journalFailed("\(error)")
+            return .storageFailed("\(error)")
         }
     }
 
@@ -197,7 +199,7 @@ public final class SweepCoordinator {
                         scheduler.handle(.blobRejected(hash: chunk.hash, uploader: uploader, reason: e.description), now: nowMs())
                         if case .diskFull = e {
                             log("\(e)")
-                            scheduler.handle(.stop(reason: "disk full under \(blobs.directory)"), now: nowMs())
+                            storageFailure = e.description
                         }
                     } catch {
                         scheduler.handle(.blobRejected(hash: chunk.hash, uploader: uploader, reason: "\(error)"), now: nowMs())

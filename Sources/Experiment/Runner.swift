@@ -27,6 +27,8 @@ public enum Runner {
     public static func runBaseline(_ task: BaselineTask, data: Shard, onStep: StepProgress? = nil,
                                    onEpoch: (EpochRecord) throws -> Void = { _ in }) throws -> BaselineResult {
         try task.training.validate("training")
+        guard data.train.count > 0 else { throw ExperimentError.invalid("\(data.name) has no training images: a baseline cannot be trained on nothing") }
+        guard data.test.count > 0 else { throw ExperimentError.invalid("\(data.name) has no test images: its accuracy could not be measured") }
         let model = try task.model.build(seed: task.seed)
         let optimizer = task.training.makeOptimizer(model.parameters)
         let trainer = Trainer(model: model, loss: SoftmaxCrossEntropy(labelSmoothing: Float(task.training.labelSmoothing)), optimizer: optimizer)

@@ -38,6 +38,7 @@ public enum Safetensors {
             throw fail("the header is not a JSON object")
         }
         let dataSize = bytes.count - headerEnd
+        var ranges: [(Int, Int, String)] = []
         var metadata: [String: String] = [:]
         var tensors: [String: Entry] = [:]
         for (key, value) in header {
@@ -52,7 +53,12 @@ public enum Safetensors {
                 throw fail("entry \(key) lacks dtype, shape or data_offsets")
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("entry \(key) has a negative dimension") }
-            let count = shape.reduce(1, *)
+            var count = 1
+            for d in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= 1 << 40 else { throw fail("entry \(key): shape \(shape) has more elements than any file can hold") }
+                count = product
+            }
             let size: Int
             switch dtype {
             case "F32", "I32": size = 4
@@ -63,6 +69,7 @@ public enum Safetensors {
             guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize, offsets[1] - offsets[0] == count * size else {
                 throw fail("entry \(key): data_offsets \(offsets) do not hold \(count) × \(dtype) in \(dataSize) data bytes")
             }
+            ranges.append((offsets[0], offsets[1], key))
             let base = headerEnd + offsets[0]
             let tensor = Tensor(shape: shape, unsafeUninitialized: { out in
                 bytes.withUnsafeBufferPointer { raw in
@@ -84,6 +91,11 @@ public enum Safetensors {
                 }
             })
             tensors[key] = Entry(tensor: tensor, dtype: dtype)
+        }
+        // Two tensors may not share bytes (a crafted or corrupt header).
+        let sorted = ranges.filter { $0.0 < $0.1 }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where b.0 < a.1 {
+            throw fail("entries \(a.2) and \(b.2) overlap (bytes \(b.0)…\(min(a.1, b.1)) belong to both)")
         }
         return (tensors, metadata)
     }
@@ -112,6 +124,14 @@ public enum Safetensors {
             }
         }
         return out
+    }
+
+    /// Throws naming the first of `keys` (all when nil) whose tensor holds NaN or ±∞.
+    public static func checkFinite(_ tensors: [String: Tensor], keys: [String]? = nil, path: String) throws {
+        for key in (keys ?? Array(tensors.keys)).sorted() {
+            guard let t = tensors[key], let bad = t.scalars.firstIndex(where: { !$0.isFinite }) else { continue }
+            throw NeuralCoreError.malformedFile(path: path, reason: "tensor \(key) holds \(t.scalars[bad]) at index \(bad); weights must be finite (a diverged training?)")
+        }
     }
 
     /// Writes `model`'s state dict to `path` (atomically: a temporary file renamed into place).

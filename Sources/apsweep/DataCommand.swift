@@ -56,6 +56,11 @@ struct DataSynthetic: ParsableCommand {
     @Option(help: "Test images.") var test = 100
     @Option(help: "Seed (another seed gives other images, hence another fingerprint).") var seed: UInt64 = 1
 
+    func validate() throws {
+        guard train >= 1, train <= 10_000_000 else { throw ValidationError("--train must be in 1…10000000, got \(train)") }
+        guard test >= 1, test <= 10_000_000 else { throw ValidationError("--test must be in 1…10000000, got \(test)") }
+    }
+
     func run() throws {
         let shard = try SyntheticBlocks.shard(train: train, test: test, seed: seed)
         try ShardFile.write(shard, to: out)

@@ -30,16 +30,20 @@ struct Prune: ParsableCommand {
     @Option(help: "last, per-layer, global, or layers:KEY[,KEY…].") var scope = "last"
     @Option(help: "Seed for random pruning.") var seed: UInt64 = 0
     @Option(help: "Where to write the pruned checkpoint.") var out: String
+    @Flag(help: "Overwrite --out even when it is the checkpoint being pruned.") var force = false
     @OptionGroup var modelOptions: ModelOptions
 
     func validate() throws {
         guard (0...1).contains(sparsity) else { throw ValidationError("--sparsity must be in [0, 1], got \(sparsity)") }
+        let same = URL(fileURLWithPath: out).standardizedFileURL.resolvingSymlinksInPath() == URL(fileURLWithPath: checkpoint).standardizedFileURL.resolvingSymlinksInPath()
+        if same && !force { throw ValidationError("--out \(out) is the checkpoint being pruned; give another file, or --force to overwrite it") }
         do { _ = try PruningScope(parsing: scope) } catch { throw ValidationError("--scope: \(error)") }
     }
 
     func run() throws {
         try BLAS.load()
         let (spec, base) = try Checkpoint.read(path: checkpoint, spec: modelOptions.spec())
+        try Checkpoint.checkFinite(base, path: checkpoint)
         let model = try spec.build(seed: 0)
         try model.load(Dictionary(base.state.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }))
         let masks = try Pruner.prune(model, method: method, sparsity: sparsity, scope: try PruningScope(parsing: scope), seed: seed)
@@ -66,6 +70,8 @@ struct Metrics: ParsableCommand {
         let b = try Safetensors.read(path: pruned).tensors.mapValues(\.tensor)
         // Weight tensors (rank ≥ 2, named *weight) of both files, in name order; any mismatch is named.
         let keys = a.keys.filter { $0.hasSuffix("weight") && (a[$0]?.rank ?? 0) >= 2 }.sorted()
+        try Safetensors.checkFinite(a, keys: keys, path: original)
+        try Safetensors.checkFinite(b, keys: keys.filter { b[$0] != nil }, path: pruned)
         let missing = keys.filter { b[$0] == nil }
         let extra = b.keys.filter { $0.hasSuffix("weight") && (b[$0]?.rank ?? 0) >= 2 && a[$0] == nil }.sorted()
         if !missing.isEmpty || !extra.isEmpty {
@@ -75,7 +81,8 @@ struct Metrics: ParsableCommand {
         if json {
             let rows = (layers + [total]).map { m -> [String: Any] in
                 var d: [String: Any] = ["layer": m.key]
-                for (k, v) in m.values { d[k] = v.isFinite ? v : nil }
+                // Every key is kept; a value JSON cannot hold (NaN, ±∞) is null.
+                for (k, v) in m.values { d[k] = v.isFinite ? v : NSNull() }
                 return d
             }
             print(String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))

@@ -154,8 +154,8 @@ func finish(_ outcome: CoordinatorOutcome, run: CoordinatedRun, command: String,
     case let .stopped(reason):
         print("stopped by \(reason): the leases were released without counting; run `\(command)` again to resume from \(run.journalPath)")
         if !stopExitsZero { throw ExitCodeError(code: reason == "SIGINT" ? 130 : 143, message: nil) }
-    case let .journalFailed(why):
-        throw ExitCodeError(code: 75, message: "the journal could not be written (\(why)); nothing it does not hold was sent. Fix the cause and run `\(command)` again to resume")
+    case let .storageFailed(why):
+        throw ExitCodeError(code: 75, message: "stopped cleanly because storage failed: \(why). Nothing the journal does not hold was sent and the journal is intact; fix the cause and run `\(command)` again to resume")
     }
 }
 

@@ -42,6 +42,7 @@ struct Train: ParsableCommand {
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1 image, got \(limit)") }
         do { _ = try DataSource.parse(dataset, directory: data) } catch { throw ValidationError("--dataset: \(error)") }
         if let input { _ = try parseShape(input) }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }

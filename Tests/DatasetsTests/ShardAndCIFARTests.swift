@@ -52,6 +52,16 @@ final class ShardAndCIFARTests: XCTestCase {
         bytes[bytes.count - 50] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try ShardFile.read(path: path)) { XCTAssert("\($0)".contains("does not match its fingerprint"), "\($0)") }
+        // A flipped digit of the stored normalisation (mean/std) changes training: the
+        // fingerprint covers it, so the file is refused too.
+        try ShardFile.write(Shard(name: "toy", index: 2, of: 3, train: try images(30, seed: 3).normalisedByItsStatistics(), test: try images(7, seed: 4)), to: path)
+        var text = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let header = String(decoding: text[12..<min(text.count, 600)], as: UTF8.self)
+        let at = try XCTUnwrap(header.range(of: "\"mean\":[0.")).upperBound
+        let offset = 12 + header.utf8.distance(from: header.startIndex, to: at) + 1
+        text[offset] = text[offset] == UInt8(ascii: "1") ? UInt8(ascii: "2") : UInt8(ascii: "1")
+        try Data(text).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try ShardFile.read(path: path)) { XCTAssert("\($0)".contains("does not match its fingerprint"), "\($0)") }
         try Data(bytes.prefix(40)).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try ShardFile.read(path: path)) { XCTAssert("\($0)".contains("toy.apshard: not a valid apsweep shard file"), "\($0)") }
         try Data("hello".utf8).write(to: URL(fileURLWithPath: path))

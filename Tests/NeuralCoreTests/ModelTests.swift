@@ -143,6 +143,25 @@ final class SafetensorsTests: XCTestCase {
         let truncated = [UInt8(header.count), 0, 0, 0, 0, 0, 0, 0] + header + [0, 0, 0, 0]
         XCTAssert(message(truncated).contains("data_offsets"), message(truncated))
         for m in [message([1, 2, 3]), message(truncated)] { XCTAssert(m.hasPrefix("bad.safetensors: "), m) }
+        func file(_ header: String, _ dataBytes: Int) -> [UInt8] {
+            let h = Array(header.utf8)
+            return [UInt8(h.count), 0, 0, 0, 0, 0, 0, 0] + h + [UInt8](repeating: 0, count: dataBytes)
+        }
+        // Two tensors sharing bytes, a shape whose element count overflows.
+        let overlap = file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12)
+        XCTAssert(message(overlap).contains("entries a and b overlap"), message(overlap))
+        let huge = file(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}"#, 8)
+        XCTAssert(message(huge).contains("has more elements than any file can hold"), message(huge))
+    }
+
+    /// Weights with NaN or ±∞ are refused by name.
+    func testNonFiniteWeightsAreNamed() throws {
+        var t = Tensor(shape: [3], repeating: 1)
+        t.scalars[2] = .nan
+        XCTAssertThrowsError(try Safetensors.checkFinite(["ok": Tensor(shape: [2], repeating: 0), "fc.weight": t], path: "w.safetensors")) {
+            XCTAssert("\($0)".contains("w.safetensors: tensor fc.weight holds nan at index 2"), "\($0)")
+        }
+        XCTAssertNoThrow(try Safetensors.checkFinite(["ok": Tensor(shape: [2], repeating: 0)], path: "w.safetensors"))
     }
 
     func testMismatchedArchitectureNamesKeys() throws {
