@@ -20,6 +20,9 @@ final class LocalCluster {
     var coordinatorThread: Thread?
     var coordinatorProcess: Process?
     var stopFlag = AtomicFlag()
+    /// How the in-process coordinator's run ended (nil while it runs).
+    var outcome: CoordinatorOutcome? { outcomeBox.value }
+    let outcomeBox = OutcomeBox()
     var endpoint = ""
     var journalPath: String { dir + "/sweep.db" }
     var sweepPath: String { dir + "/sweep.yaml" }
@@ -73,7 +76,8 @@ final class LocalCluster {
         let coordinator = try SweepCoordinator(journal: journal, blobs: try BlobStore(directory: dir + "/blobs"), config: config)
         endpoint = coordinator.endpoint
         let flag = stopFlag
-        let thread = Thread { _ = coordinator.run { flag.isSet ? "test stop" : nil }; journal.close() }
+        let box = outcomeBox
+        let thread = Thread { box.value = coordinator.run { flag.isSet ? "test stop" : nil }; journal.close() }
         thread.start()
         coordinatorThread = thread
         return coordinator
@@ -131,7 +135,7 @@ final class LocalCluster {
     func waitUntil(_ seconds: Double, _ what: String, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if try condition() { return }
+            if (try? condition()) == true { return }
             usleep(50_000)
         }
         throw NSError(domain: "apsweep-test", code: 1, userInfo: [NSLocalizedDescriptionKey: "timed out after \(seconds) s waiting for \(what)"])
@@ -143,6 +147,15 @@ final class LocalCluster {
         if let p = coordinatorProcess, p.isRunning { Foundation.kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
         for (_, p) in workers where p.isRunning { Foundation.kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
         try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+final class OutcomeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: CoordinatorOutcome?
+    var value: CoordinatorOutcome? {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
     }
 }
 
@@ -339,14 +352,16 @@ final class CoordinatorRestartTests: XCTestCase {
         XCTAssertEqual(try journal.events(kind: "coordinator-start").count, 2)
     }
 
-    func freePort() throws -> Int {
-        let context = try ZMQContext()
-        defer { context.close() }
-        let s = try ZMQSocket(context, .router)
-        defer { s.close() }
-        try s.bind("tcp://127.0.0.1:*")
-        return Int(s.lastEndpoint.split(separator: ":").last!)!
-    }
+}
+
+/// A TCP port free on loopback now.
+func freePort() throws -> Int {
+    let context = try ZMQContext()
+    defer { context.close() }
+    let s = try ZMQSocket(context, .router)
+    defer { s.close() }
+    try s.bind("tcp://127.0.0.1:*")
+    return Int(s.lastEndpoint.split(separator: ":").last!)!
 }
 
 final class StatusCommandTests: XCTestCase {
