@@ -41,8 +41,12 @@ public struct Aggregation {
         public var epochs: [Int] = []
         /// values[e][k]: epoch `epochs[e]`, quantity `correlated[k]`.
         public var values: [[Double]] = []
+        /// The row of each epoch (−1: none), indexed by epoch.
+        var rowOfEpoch: [Int] = []
+        func row(_ epoch: Int) -> Int { epoch >= 0 && epoch < rowOfEpoch.count ? rowOfEpoch[epoch] : -1 }
         func value(_ k: Int, epoch: Int) -> Double? {
-            guard let i = epochs.firstIndex(of: epoch) else { return nil }
+            let i = row(epoch)
+            guard i >= 0 else { return nil }
             let v = values[i][k]
             return v.isFinite ? v : nil
         }
@@ -178,6 +182,10 @@ public struct Aggregation {
         correlated = Aggregation.targets + apMetrics
         for c in trials.indices {
             for k in trials[c].indices {
+                let epochs = trials[c][k].epochs
+                var index = [Int](repeating: -1, count: (epochs.max() ?? -1) + 1)
+                for (i, e) in epochs.enumerated() where e >= 0 { index[e] = i }
+                trials[c][k].rowOfEpoch = index
                 for e in trials[c][k].values.indices where trials[c][k].values[e].count < correlated.count {
                     trials[c][k].values[e] += Array(repeating: .nan, count: correlated.count - trials[c][k].values[e].count)
                 }

@@ -98,8 +98,15 @@ extension Aggregation {
 
     /// Trial means at `epoch` of correlated quantity `q` for configuration `c`, over `picks`.
     func configMean(_ c: Int, _ q: Int, epoch: Int, picks: [Int]? = nil) -> Double? {
-        let v = means(c, picks: picks ?? Array(trials[c].indices), epochs: [epoch])[0][q]
-        return v.isFinite ? v : nil
+        var sum = 0.0, n = 0
+        func add(_ t: Trial) {
+            let i = t.row(epoch)
+            guard i >= 0 else { return }
+            let v = t.values[i][q]
+            if v.isFinite { sum += v; n += 1 }
+        }
+        if let picks { for k in picks { add(trials[c][k]) } } else { for t in trials[c] { add(t) } }
+        return n > 0 ? sum / Double(n) : nil
     }
 
     func resampledTrials(_ c: Int, _ rng: inout SplitMix) -> [Int] { trials[c].indices.map { _ in rng.below(trials[c].count) } }

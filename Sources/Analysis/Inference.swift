@@ -55,15 +55,17 @@ extension Aggregation {
     /// Means over the trials listed in `picks` (with repetition) of every correlated quantity at
     /// each of `epochs`; NaN where no picked trial has a finite value.
     func means(_ c: Int, picks: [Int], epochs: [Int]) -> [[Double]] {
-        var sums = Array(repeating: Array(repeating: 0.0, count: correlated.count), count: epochs.count)
+        let width = correlated.count
+        var sums = Array(repeating: Array(repeating: 0.0, count: width), count: epochs.count)
         var counts = sums
-        let position = Dictionary(uniqueKeysWithValues: epochs.enumerated().map { ($1, $0) })
         for k in picks {
             let t = trials[c][k]
-            for (i, e) in t.epochs.enumerated() {
-                guard let p = position[e] else { continue }
-                for q in 0..<correlated.count {
-                    let v = t.values[i][q]
+            for (p, e) in epochs.enumerated() {
+                let i = t.row(e)
+                guard i >= 0 else { continue }
+                let row = t.values[i]
+                for q in 0..<width {
+                    let v = row[q]
                     if v.isFinite { sums[p][q] += v; counts[p][q] += 1 }
                 }
             }
@@ -128,11 +130,19 @@ extension Aggregation {
         guard cs.count >= 3 else {
             return results(scope: scope, estimates: estimates, distributions: estimates.map { _ in [] }, points: points, method: "none")
         }
+        // Each trial's row at this epoch, looked up once (the resamples only pick among them).
+        let width = correlated.count
+        let rowsAt: [[[Double]]] = cs.map { c in trials[c].compactMap { t in t.row(epoch) >= 0 ? t.values[t.row(epoch)] : nil } }
         let dist = Bootstrap.distributions(resamples: resamples, seed: seed &+ UInt64(epoch) &* 131 &+ 17, statistics: estimates.count) { rng in
-            let resampled = cs.map { _ -> [Double] in
-                let c = cs[rng.below(cs.count)]
-                let picks = self.trials[c].indices.map { _ in rng.below(self.trials[c].count) }
-                return self.means(c, picks: picks, epochs: [epoch])[0]
+            let resampled = cs.indices.map { _ -> [Double] in
+                let trialRows = rowsAt[rng.below(cs.count)]
+                guard !trialRows.isEmpty else { return [Double](repeating: .nan, count: width) }
+                var sums = [Double](repeating: 0, count: width), counts = [Double](repeating: 0, count: width)
+                for _ in trialRows.indices {
+                    let row = trialRows[rng.below(trialRows.count)]
+                    for q in 0..<width where row[q].isFinite { sums[q] += row[q]; counts[q] += 1 }
+                }
+                return (0..<width).map { counts[$0] > 0 ? sums[$0] / counts[$0] : .nan }
             }
             return self.coefficients(resampled)
         }

@@ -17,7 +17,7 @@ public struct CoordinatorConfig: Sendable {
     /// At most this many messages are handled before the batch is committed and sent.
     public var batchMessages = 5000
     /// … or this much time spent handling them.
-    public var batchMs: Int64 = 25
+    public var batchMs: Int64 = 10
     /// How often the WAL is copied into the journal file.
     public var checkpointEveryMs: Int64 = 30_000
     /// How often the correlations for `status` are recomputed (off the loop) when records changed.
@@ -132,7 +132,14 @@ public final class SweepCoordinator {
                 guard let incoming else { break }
                 handled += 1
                 switch incoming {
-                case let .message(peer, envelope): scheduler.handle(.message(peer: peer, envelope.message, incarnation: envelope.incarnation), now: nowMs())
+                case let .message(peer, envelope):
+                    if case let .statusRequest(request) = envelope.message {
+                        // Answered now, not after the batch: a status needs nothing committed first.
+                        let outcome: SendOutcome = (try? router.send(.statusReply(decorate(scheduler.answerStatus(request, now: nowMs()))), to: peer)) ?? .unreachable
+                        if outcome != .sent { scheduler.handle(.sendFailed(peer: peer, message: .statusReply(StatusReply()), unreachable: outcome == .unreachable), now: nowMs()) }
+                    } else {
+                        scheduler.handle(.message(peer: peer, envelope.message, incarnation: envelope.incarnation), now: nowMs())
+                    }
                 case let .refused(peer, code, reason): scheduler.handle(.refused(peer: peer, code: code, reason: reason), now: nowMs())
                 }
                 runBlobIO()

@@ -299,6 +299,7 @@ public final class Scheduler {
                 return reject(peer, .helloRequired, "this worker process restarted; say Hello again")
             }
         }
+        if case .reject = message { return count("rejects-received") }   // never answered, so two peers cannot ping-pong
         if case let .statusRequest(r) = message {
             count("status-requests")
             send(peer, .statusReply(status(r, now: now)))

@@ -1,6 +1,13 @@
 import Messages
 
 extension Scheduler {
+    /// Answers a status request (counted like any other): the coordinator's shell sends the reply
+    /// at once instead of after the batch's commit, as nothing in it needs to be durable first.
+    public func answerStatus(_ request: StatusRequest, now: Int64) -> StatusReply {
+        count("status-requests")
+        return status(request, now: now)
+    }
+
     /// The status a client sees, from counters kept as the sweep runs (no scan of the tasks):
     /// counts, workers, recent failures, ETA and the coordinator's counters. Correlations are not
     /// the scheduler's business; the shell adds the latest ones computed off its loop.

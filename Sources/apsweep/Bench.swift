@@ -5,7 +5,7 @@ import NeuralCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures and ratios (never part of the tests).",
-        subcommands: [BenchTrain.self, BenchMetrics.self, BenchFineTune.self, BenchWire.self, BenchSweep.self])
+        subcommands: [BenchTrain.self, BenchMetrics.self, BenchFineTune.self, BenchWire.self, BenchSweep.self, BenchScale.self])
 }
 
 /// Training throughput of apsweep's core, side by side with PyTorch's CPU build in the same run.
