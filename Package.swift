@@ -51,12 +51,14 @@ let package = Package(
                                                   .product(name: "Yams", package: "Yams")], swiftSettings: optimize),
         // The worker's side of the protocol as a pure state machine.
         .target(name: "WorkerProtocol", dependencies: ["Messages", "Records"], swiftSettings: optimize),
+        // A deterministic simulation of the Scheduler and WorkerSession under injected faults.
+        .target(name: "Simulation", dependencies: ["Scheduling", "WorkerProtocol", "Messages", "Records", "Digest"], swiftSettings: optimize),
         .target(name: "Worker", dependencies: ["Wire", "Messages", "WorkerProtocol", "Experiment", "BlobStore", "Datasets", "NeuralCore", "Digest"], swiftSettings: optimize),
         .executableTarget(
             name: "apsweep",
             dependencies: [
                 "NeuralCore", "Datasets", "Compression", "Experiment", "Wire", "Messages", "Scheduling", "Journal", "Analysis",
-                "Coordinator", "Worker", "WorkerProtocol", "Digest", "Records", "BlobStore",
+                "Coordinator", "Worker", "WorkerProtocol", "Digest", "Records", "BlobStore", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -65,7 +67,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore", "Digest"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Messages", "Records"], resources: [.copy("Golden")]),
-        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Messages", "Records", "WorkerProtocol", "Digest", "Journal"]),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Simulation", "Messages", "Records", "WorkerProtocol", "Digest", "Journal"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Scheduling", "Records", "Messages", "CSQLite"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Journal", "Scheduling", "Records", "Messages", "Experiment", "Plot", "Coordinator"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire", "Messages", "Journal", "Scheduling", "Analysis", "BlobStore", "CSQLite"]),

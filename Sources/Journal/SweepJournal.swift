@@ -270,13 +270,24 @@ public final class SweepJournal: JournalStore {
         try db.run(sql, only.map { [.int(Int64($0))] } ?? []) { r in
             let task = Int(r.int(0)), epoch = Int(clamping: r.int(1))
             do {
-                let record = try RecordCoding.decode(r.blob(2), names: self.names)
+                let bytes = r.blob(2)
+                var decoded = try? RecordCoding.decode(bytes, names: self.names)
+                // A reader opened before the writer stored a new metric name learns it here.
+                if decoded == nil && self.readOnly && (try? self.learnNames()) ?? 0 > 0 { decoded = try? RecordCoding.decode(bytes, names: self.names) }
+                let record = try decoded ?? RecordCoding.decode(bytes, names: self.names)
                 guard record.epoch == epoch else { throw RecordError("stored under epoch \(epoch) but holds epoch \(record.epoch)") }
                 try body(task, record)
             } catch let e as RecordError {
                 try damaged(DamagedRecord(task: task, taskID: ids[task] ?? "#\(task)", epoch: epoch, reason: e.description))
             }
         }
+    }
+
+    /// Loads names the writer added since this connection read them; returns how many.
+    func learnNames() throws -> Int {
+        var pairs: [(UInt32, String)] = []
+        try db.run("SELECT id, name FROM names WHERE id >= ?1 ORDER BY id", [.int(Int64(names.names.count))]) { pairs.append((UInt32($0.int(0)), $0.text(1) ?? "")) }
+        return names.learn(pairs)
     }
 
     /// The readable records of one task, and the damaged ones.

@@ -120,14 +120,21 @@ extension EpochRecord {
             case .finite: guard v.isFinite else { throw bad(f.name, v, "must be finite") }
             }
         }
-        for layer in layerMetrics + (totalMetrics.map { [$0] } ?? []) {
-            var seen = Set<String>()
-            for (name, v) in layer.values {
-                guard seen.insert(name).inserted else { throw RecordError("epoch \(epoch): \(layer.key) has \(name) twice") }
+        func check(_ layer: MetricValues) throws {
+            let values = layer.values
+            // A handful of metrics per layer: a scan is cheaper than hashing every name (a set
+            // keeps a long list, e.g. from a hostile peer, linear).
+            var seen = values.count > 32 ? Set<String>() : nil
+            for i in values.indices {
+                let (name, v) = values[i]
                 guard v.isFinite else { throw bad("\(layer.key).\(name)", v, "must be finite") }
-                if !Self.isEstimate(name) && v < 0 { throw bad("\(layer.key).\(name)", v, "a divergence must be ≥ 0") }
+                if v < 0 && !Self.isEstimate(name) { throw bad("\(layer.key).\(name)", v, "a divergence must be ≥ 0") }
+                let twice = seen != nil ? !seen!.insert(name).inserted : values[..<i].contains { $0.0 == name }
+                if twice { throw RecordError("epoch \(epoch): \(layer.key) has \(name) twice") }
             }
         }
+        for layer in layerMetrics { try check(layer) }
+        if let totalMetrics { try check(totalMetrics) }
     }
 
     /// Checks that `records` are exactly the epochs in `expected`, each once, and each valid.

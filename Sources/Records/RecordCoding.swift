@@ -35,6 +35,18 @@ public final class MemoryNameTable: NameTable {
 
     public func name(for id: UInt32) -> String? { Int(id) < names.count ? names[Int(id)] : nil }
 
+    /// Adds names another writer stored since this table was loaded (ids from `names.count` on,
+    /// in order); returns how many were new.
+    @discardableResult
+    public func learn(_ pairs: [(UInt32, String)]) -> Int {
+        let before = names.count
+        for (id, name) in pairs.sorted(by: { $0.0 < $1.0 }) where Int(id) == names.count && ids[name] == nil {
+            names.append(name)
+            ids[name] = id
+        }
+        return names.count - before
+    }
+
     public func takeAdded() -> [(UInt32, String)] {
         defer { added.removeAll() }
         return added

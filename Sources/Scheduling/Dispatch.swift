@@ -67,10 +67,12 @@ struct Dispatcher {
     /// The first waiting task for `key` that `valid` accepts, preferring one `avoid` does not
     /// reject within the first few; removed from the queue.
     mutating func takeTask(key: DataKey?, valid: (Int) -> Bool, prefer: (Int) -> Bool) -> Int? {
-        guard ready[key] != nil else { return nil }
-        let isValid: (Int) -> Bool = { [queued] t in queued.contains(t) && valid(t) }
-        var t = ready[key]!.take(valid: isValid, accept: prefer)
-        if t == nil { t = ready[key]!.take(limit: 1, valid: isValid, accept: { _ in true }) }
+        // The queue is moved out while it is searched: a closure that captured a copy of
+        // `queued` would make the removal below copy the whole set (O(tasks) per dispatch).
+        guard var queue = ready.removeValue(forKey: key) else { return nil }
+        var t = queue.take(valid: { queued.contains($0) && valid($0) }, accept: prefer)
+        if t == nil { t = queue.take(limit: 1, valid: { queued.contains($0) && valid($0) }, accept: { _ in true }) }
+        ready[key] = queue
         if let t { queued.remove(t) }
         return t
     }

@@ -64,6 +64,41 @@ public enum Codec {
         return out
     }
 
+    /// Whether an envelope frame carries a StatusRequest, from its top-level fields only (no
+    /// decoding): the coordinator answers those ahead of queued results. A frame that is not
+    /// well-formed protobuf says false here and is refused when decoded.
+    public static func isStatusRequest(_ frame: [UInt8]) -> Bool {
+        var i = 0
+        func varint() -> UInt64? {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while i < frame.count && shift < 64 {
+                let b = frame[i]
+                i += 1
+                v |= UInt64(b & 0x7F) << shift
+                if b & 0x80 == 0 { return v }
+                shift += 7
+            }
+            return nil
+        }
+        while i < frame.count {
+            guard let tag = varint() else { return false }
+            let field = tag >> 3
+            switch tag & 7 {
+            case 0: guard varint() != nil else { return false }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                guard let n = varint(), n <= UInt64(frame.count - i) else { return false }
+                if field == UInt64(APSWEEP__V1__ENVELOPE__BODY_STATUS_REQUEST.rawValue) { return true }
+                i += Int(n)
+            default: return false
+            }
+            // The body (fields 10 and up) is one of the oneof; the header fields come first.
+            if field >= 10 { return false }
+        }
+        return false
+    }
+
     public static func decode(_ bytes: [UInt8], maxFrameBytes: Int = defaultMaxFrameBytes, limits: DecodeLimits = DecodeLimits()) throws -> Envelope {
         try bytes.withUnsafeBufferPointer { try decode(UnsafeRawBufferPointer($0), maxFrameBytes: maxFrameBytes, limits: limits) }
     }

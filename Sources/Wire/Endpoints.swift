@@ -55,13 +55,22 @@ public final class RouterEndpoint {
 
     /// The next queued message without waiting; nil when none is queued.
     public func receiveNow(limits: DecodeLimits = DecodeLimits()) throws -> Incoming? {
-        let frames: [[UInt8]]
+        guard let frames = try receiveFrames() else { return nil }
+        return interpret(frames, limits: limits)
+    }
+
+    /// The next queued multipart message as raw frames, without waiting or decoding; nil when
+    /// none is queued. `interpret` turns it into an `Incoming`.
+    public func receiveFrames() throws -> [[UInt8]]? {
         do {
-            guard let f = try socket.receive(dontWait: true) else { return nil }
-            frames = f
+            return try socket.receive(dontWait: true)
         } catch let e as ZMQError where e.interrupted {
             return nil
         }
+    }
+
+    /// Decodes frames read by `receiveFrames`, answering what it refuses with a Reject.
+    public func interpret(_ frames: [[UInt8]], limits: DecodeLimits = DecodeLimits()) -> Incoming {
         guard frames.count == 2 else {
             refusedFrames += 1
             let peer = frames.first ?? []

@@ -12,11 +12,12 @@ struct BenchScale: ParsableCommand {
         abstract: "Coordinator at scale: plan/resume time, dispatch and ingest rates, status latency, journal bytes per task, RSS, report time and memory, for N tasks and K fake workers.")
     @Option(help: "Task counts (comma-separated).") var tasks = "10000,100000"
     @Option(help: "Fake worker counts (comma-separated).") var workers = "100,1000"
+    @Option(help: "Fine-tuning epochs of each prune task (its result holds epochs + 1 records).") var epochs = 20
     @Option(help: "Bootstrap resamples for the report.") var resamples = 1000
     @Flag(help: "Skip the report measurement.") var noReport = false
 
     func run() throws {
-        print("apsweep bench scale: a real coordinator process; fake workers on threads of this process (loopback, no CURVE)")
+        print("apsweep bench scale: a real coordinator process; fake workers on threads of this process (loopback, no CURVE); prune results of \(epochs + 1) records")
         print("  N tasks  K workers | plan+journal  resume | dispatch+ingest tasks/s  coord CPU ms/task | status p50/p99 ms | journal KB/task | coord RSS MB | report s / MB")
         for n in tasks.split(separator: ",").compactMap({ Int($0) }) {
             for k in workers.split(separator: ",").compactMap({ Int($0) }) {
@@ -47,7 +48,7 @@ struct BenchScale: ParsableCommand {
             models: [{architecture: lenet5}]
             trials: \(min(1000, trials))
             baseline: {epochs: 20}
-            prune: {methods: [lowest, random, highest], sparsities: [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95], fine_tune: {epochs: 20}}
+            prune: {methods: [lowest, random, highest], sparsities: [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95], fine_tune: {epochs: \(epochs)}}
             """.write(toFile: sweep, atomically: true, encoding: .utf8)
         // More trials than a sweep file allows: seeds given explicitly.
         if trials > 1000 {
@@ -57,7 +58,7 @@ struct BenchScale: ParsableCommand {
                 models: [{architecture: lenet5}]
                 seeds: [\((1...trials).map(String.init).joined(separator: ", "))]
                 baseline: {epochs: 20}
-                prune: {methods: [lowest, random, highest], sparsities: [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95], fine_tune: {epochs: 20}}
+                prune: {methods: [lowest, random, highest], sparsities: [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95], fine_tune: {epochs: \(epochs)}}
                 """.write(toFile: sweep, atomically: true, encoding: .utf8)
         }
         let journal = dir + "/sweep.db"
@@ -71,7 +72,7 @@ struct BenchScale: ParsableCommand {
         figures.resume = try timeToAnswer(endpoint, since: coordinator.started)
         let cpuBefore = cpuSeconds(coordinator.process.processIdentifier)
         // The fake workers, and a status client polling every 50 ms.
-        let fleet = try FakeFleet(endpoint: endpoint, workers: k)
+        let fleet = try FakeFleet(endpoint: endpoint, workers: k, pruneEpochs: epochs)
         let latencies = LatencyProbe(endpoint: endpoint)
         latencies.start()
         let started = Date()
@@ -129,7 +130,7 @@ struct BenchScale: ParsableCommand {
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         p.arguments = ["coordinator", sweep, "--journal", journal, "--bind", "tcp://127.0.0.1:\(port)", "--insecure"]
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = FileHandle(forWritingAtPath: ProcessInfo.processInfo.environment["APSWEEP_BENCH_STDERR"] ?? "/dev/null")
         let started = Date()
         try p.run()
         return (Coordinator(process: p, started: started), "tcp://127.0.0.1:\(port)")
@@ -220,7 +221,7 @@ final class LatencyProbe: @unchecked Sendable {
 
 /// K fake workers on a few threads: each says Hello and Ready, answers every Assign at once with
 /// a result of realistic size (a baseline: 20 records, a 4 KiB checkpoint uploaded before it; a
-/// prune task: 21 records of 6 layers × 7 metrics), and heartbeats every second.
+/// prune task: `pruneEpochs + 1` records of 6 layers × 7 metrics), and heartbeats every second.
 final class FakeFleet: @unchecked Sendable {
     let endpoint: String
     let count: Int
@@ -230,8 +231,11 @@ final class FakeFleet: @unchecked Sendable {
     private var running = true
     private var done = 0
 
-    init(endpoint: String, workers: Int) throws {
+    let pruneEpochs: Int
+
+    init(endpoint: String, workers: Int, pruneEpochs: Int) throws {
         self.endpoint = endpoint
+        self.pruneEpochs = pruneEpochs
         count = workers
         context = try ZMQContext(ioThreads: 2)
     }
@@ -280,7 +284,7 @@ final class FakeFleet: @unchecked Sendable {
             dealers.append(d)
         }
         defer { for d in dealers { d.socket.close() } }
-        let prune = (0...20).map(FakeFleet.record), baseline = (1...20).map(FakeFleet.record)
+        let prune = (0...pruneEpochs).map(FakeFleet.record), baseline = (1...20).map(FakeFleet.record)
         let checkpoint = [UInt8](repeating: 7, count: 4096)
         var lastBeat = Date.distantPast
         while isRunning {

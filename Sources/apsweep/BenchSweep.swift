@@ -36,7 +36,7 @@ struct BenchSweep: ParsableCommand {
         let dir = NSTemporaryDirectory() + "apsweep-bench-sweep-\(getpid())-\(tasks)"
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        defer { if ProcessInfo.processInfo.environment["APSWEEP_BENCH_KEEP"] == nil { try? FileManager.default.removeItem(atPath: dir) } else { print("kept \(dir)") } }
         let journal = try SweepJournal.openForWriting(dir + "/sweep.db")
         defer { journal.close() }
         try journal.storePlan(try Plan.noop(count: tasks, sleepMs: sleepMs).planned, pins: [:], sweepText: "noop", sweepID: "bench")

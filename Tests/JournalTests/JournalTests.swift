@@ -102,6 +102,25 @@ final class JournalTests: XCTestCase {
         XCTAssert(damaged.first?.reason.contains("checksum") == true, "\(damaged)")
     }
 
+    /// A reader opened before the writer met a metric name (the correlation service reads all
+    /// sweep long) learns the name instead of calling the new records damaged.
+    func testALongLivedReaderLearnsNamesWrittenAfterItOpened() throws {
+        let path = dir + "/sweep.db"
+        let j = try SweepJournal.openForWriting(path)
+        defer { j.close() }
+        try j.storePlan(Self.plan(), pins: [:], sweepText: "", sweepID: "s")
+        try j.apply([.records(task: 1, records: [Self.record(0)], replace: true)])
+        let reader = try SweepJournal.openForReading(path)
+        defer { reader.close() }
+        XCTAssertEqual(try reader.records(ofTask: 1).records.count, 1)
+        var novel = Self.record(1)
+        novel.layerMetrics.append(MetricValues(key: "conv.weight", values: [("w2[gaussian:sigma2=1]", 0.5), ("hellinger[gaussian:sigma2=1]", 0.1)]))
+        try j.apply([.records(task: 1, records: [novel], replace: false)])
+        let (records, damaged) = try reader.records(ofTask: 1)
+        XCTAssertEqual(damaged, [])
+        XCTAssertEqual(records, [Self.record(0), novel])
+    }
+
     /// After close, sweep.db alone holds everything: a copy of just that file reads back whole.
     func testClosedJournalIsOneSelfContainedFile() throws {
         let path = dir + "/sweep.db"

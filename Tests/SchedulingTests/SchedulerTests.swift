@@ -133,11 +133,17 @@ final class SchedulerTests: XCTestCase {
         var negative = Self.record(1); negative.totalMetrics = MetricValues(key: "total", values: [("ap2", -1)])
         var percent = Self.record(1); percent.testAccuracy = 140
         var inf = Self.record(1); inf.layerMetrics = [MetricValues(key: "fc", values: [("ap3[gaussian:sigma2=1]", .infinity)])]
+        var twice = Self.record(1); twice.layerMetrics = [MetricValues(key: "fc", values: [("ap2", 1), ("ap3[gaussian:sigma2=1]", 2), ("ap2", 3)])]
+        // A long list (a hostile peer's) is checked with a set, and still caught.
+        var longTwice = Self.record(1)
+        longTwice.layerMetrics = [MetricValues(key: "fc", values: (0..<1000).map { ("m\($0)", 1.0) } + [("m500", 1.0)])]
         let bad: [([EpochRecord], String)] = [
             ([Self.record(0), nan, Self.record(2)], "train_loss is nan"),
             ([Self.record(0), negative, Self.record(2)], "a divergence must be ≥ 0"),
             ([Self.record(0), percent, Self.record(2)], "test_accuracy is 140.0"),
             ([Self.record(0), inf, Self.record(2)], "must be finite"),
+            ([Self.record(0), twice, Self.record(2)], "fc has ap2 twice"),
+            ([Self.record(0), longTwice, Self.record(2)], "fc has m500 twice"),
             ([Self.record(0), Self.record(1), Self.record(1)], "epoch 1 appears twice"),
             ([Self.record(0), Self.record(1), Self.record(7)], "epoch 7 is outside 0…2"),
             ([], "0 of 3 records"),
@@ -157,6 +163,12 @@ final class SchedulerTests: XCTestCase {
             XCTAssert(h.journal.records.isEmpty, "\(why): a malformed record reached the journal")
         }
         XCTAssertEqual(h.row("p").failures, bad.count, "each invalid result is the worker's fault")
+        // A Monte Carlo estimate may come out below 0; a record with one is valid.
+        var estimate = Self.record(1)
+        estimate.layerMetrics = [MetricValues(key: "fc", values: [("ap2", 1), ("js[student-t:nu=3]", -0.002)])]
+        let a = try! XCTUnwrap(h.assigns("w").last)
+        h.send("w", .result(Self.result(a, records: [Self.record(0), estimate, Self.record(2)])))
+        XCTAssertEqual(h.scheduler.state(of: "p"), .done)
     }
 
     /// A coordinator restart never counts an attempt: leases from before it wait one liveness

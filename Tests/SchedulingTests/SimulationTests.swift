@@ -1,4 +1,5 @@
 import Foundation
+import Simulation
 import XCTest
 
 /// Deterministic simulation of the coordinator (the real `Scheduler`) and its workers (the real
@@ -19,22 +20,14 @@ final class SimulationTests: XCTestCase {
         }
         let first = UInt64(env["APSWEEP_SIM_FIRST"] ?? "") ?? 1
         let count = UInt64(env["APSWEEP_SIM_SEEDS"] ?? "") ?? 1000
-        let start = Date()
-        var failures = 0, crashes = 0, tasks = 0
-        for seed in first..<(first + count) {
-            let world = SimulationWorld(seed: seed)
-            let violations = world.run()
-            crashes += world.coordinatorCrashes
-            tasks += world.plan.count
-            if !violations.isEmpty {
-                failures += 1
-                XCTFail("\(violations.first!)\n  replay: APSWEEP_SIM_SEED=\(seed) swift test --filter SimulationTests")
-                if failures >= 5 { break }
-            }
+        let summary = simulateSeeds(first: first, count: count)
+        for (seed, violation) in summary.failures { XCTFail("\(violation)\n  replay: \(SeedRunSummary.replay(seed))") }
+        // The fixed set must keep exercising every kind of fault.
+        for kind in ["worker-crash", "partition", "pause", "pause-past-lease", "leave", "join", "clock-forward", "clock-back",
+                     "coordinator-crash-before-commit", "coordinator-crash-after-0-sends"] where count >= 1000 {
+            XCTAssertGreaterThan(summary.faultKinds[kind] ?? 0, 10, "fault kind \(kind)")
         }
-        let seconds = Date().timeIntervalSince(start)
-        print(String(format: "simulation: %d seeds (%d…%d), %d tasks, %d coordinator crashes, in %.1f s (%.0f seeds/s)",
-                     Int(count), Int(first), Int(first + count - 1), tasks, crashes, seconds, Double(count) / seconds))
+        print(summary.line)
     }
 }
 

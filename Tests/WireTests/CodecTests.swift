@@ -40,6 +40,26 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(try Codec.decode(try Codec.encode(empty)), empty)
     }
 
+    /// The coordinator's socket thread sends status requests ahead of queued results, judged from
+    /// a frame's first bytes: exactly the StatusRequest frames say yes, whatever their header
+    /// fields hold, and cut or flipped frames never crash the peek.
+    func testStatusRequestsAreRecognisedWithoutDecoding() throws {
+        for (name, envelope) in Samples.all {
+            var e = envelope
+            for (sequence, incarnation) in [(UInt64(0), UInt64(0)), (1, 0), (UInt64.max, 1_796_000_000_000_123)] {
+                e.sequence = sequence; e.incarnation = incarnation
+                let frame = try Codec.encode(e)
+                let isStatus: Bool
+                if case .statusRequest = e.message { isStatus = true } else { isStatus = false }
+                XCTAssertEqual(Codec.isStatusRequest(frame), isStatus, "\(name) sequence \(sequence)")
+            }
+        }
+        let frame = try Codec.encode(Envelope(.statusRequest(StatusRequest(includeCorrelations: true, maxFailures: 3, maxWorkers: 9)), sequence: 300))
+        for n in 0..<frame.count { _ = Codec.isStatusRequest(Array(frame.prefix(n))) }
+        XCTAssertFalse(Codec.isStatusRequest([]))
+        XCTAssertFalse(Codec.isStatusRequest([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]))
+    }
+
     func testFrameLimitAndGarbage() throws {
         let big = try Codec.encode(Envelope(.blobChunk(BlobChunk(hash: "h", data: [UInt8](repeating: 7, count: 2000)))))
         XCTAssertThrowsError(try Codec.decode(big, maxFrameBytes: 1000)) {

@@ -34,33 +34,45 @@ struct SimRandom {
 /// `Scheduler` over a `MemoryJournal`; workers are the real `WorkerSession`. Everything else —
 /// latency, loss, duplication, reordering, crashes, partitions, pauses, departures, clock steps —
 /// is drawn from the seed, so a failing seed replays exactly.
-final class SimulationWorld {
+public final class SimulationWorld {
     // MARK: settings drawn from the seed
-    let seed: UInt64
+    public let seed: UInt64
     var rng: SimRandom
-    let config: SchedulerConfig
-    let plan: [PlannedTask]
+    public let config: SchedulerConfig
+    public let plan: [PlannedTask]
     /// Tasks that raise on every attempt (they must end FAILED after max_attempts).
     let poison: Set<String>
     let dropRate: Double, duplicateRate: Double, reorderRate: Double, failRate: Double
     /// Faults happen before this time; afterwards every survivor is up and healed.
     let faultsEndMs: Int64
     let deadlineMs: Int64
-    var trace: [String] = []
+    public private(set) var trace: [String] = []
     let keepTrace: Bool
 
     // MARK: the coordinator
-    let journal: MemoryJournal
+    public let journal: MemoryJournal
     /// What the journal held before anything ran.
-    let initialState: JournalState
+    public let initialState: JournalState
     var scheduler: Scheduler?
     var coordinatorUpAt: Int64 = 0
+    /// Counts coordinator starts: what a crashed coordinator queued dies with it.
+    var coordinatorGeneration = 0
     var clockOffset: Int64 = 0
     var blobStore: [String: [UInt8]] = [:]
     var uploads: [String: [UInt8]] = [:]
     /// A crash planned for the next batch: before the commit, or after `sends` of its messages.
     var crashAtNextBatch: (beforeCommit: Bool, sends: Int)?
-    var coordinatorCrashes = 0
+    public private(set) var coordinatorCrashes = 0
+    /// The faults that really happened, in order, by kind (a planned fault that found its target
+    /// already down is not one).
+    public private(set) var faults: [String] = []
+    /// The run's fault schedule as one string: the network's kinds of misbehaviour and the
+    /// ordered fault kinds. Two seeds with the same string exercised the same sequence of faults.
+    public var faultSchedule: String {
+        let net = [dropRate > 0 ? "drop" : nil, duplicateRate > 0 ? "dup" : nil, reorderRate > 0 ? "reorder" : nil,
+                   failRate > 0 ? "raise" : nil, poison.isEmpty ? nil : "poison"].compactMap { $0 }
+        return net.joined(separator: "+") + "|" + faults.joined(separator: ",")
+    }
     /// Messages sent to the coordinator while it was down (a DEALER's queue), delivered after restart.
     var heldForCoordinator: [(from: String, incarnation: Int, message: Message)] = []
 
@@ -107,6 +119,8 @@ final class SimulationWorld {
         case leave(String)
         case join(String)
         case clockStep(Int64)
+        /// The socket thread reports a send that could not leave (to the coordinator that sent it).
+        case sendFailed(peer: String, Message, coordinator: Int)
     }
     struct Scheduled { var at: Int64; var seq: Int; var action: Action }
     var queue: [Scheduled] = []
@@ -147,7 +161,7 @@ final class SimulationWorld {
         return top
     }
 
-    init(seed: UInt64, keepTrace: Bool = false) {
+    public init(seed: UInt64, keepTrace: Bool = false) {
         self.seed = seed
         self.keepTrace = keepTrace
         rng = SimRandom(seed: seed)
@@ -226,7 +240,7 @@ final class SimulationWorld {
     // MARK: running
 
     /// Runs to the end of the sweep (or the deadline); returns the violations found.
-    func run() -> [String] {
+    public func run() -> [String] {
         planFaults()
         startCoordinator()
         at(0, .coordinatorTick)
@@ -309,6 +323,7 @@ final class SimulationWorld {
             workers[i].task = nil
             let back = now + rng.int64(500...15_000)
             faultIntervals[id, default: []].append((now, back))
+            faults.append("worker-crash")
             log("worker \(id) crashed until \(back)")
             at(back, .restartWorker(id))
         case let .restartWorker(id):
@@ -330,14 +345,17 @@ final class SimulationWorld {
             guard let i = worker(id), workers[i].up else { return }
             workers[i].partitionedUntil = max(workers[i].partitionedUntil, now + d)
             faultIntervals[id, default: []].append((now, now + d))
+            faults.append("partition")
             log("worker \(id) partitioned for \(d) ms")
         case let .pause(id, d):
             guard let i = worker(id), workers[i].up else { return }
             workers[i].pausedUntil = max(workers[i].pausedUntil, now + d)
             faultIntervals[id, default: []].append((now, now + d))
+            faults.append(d > config.leaseMs ? "pause-past-lease" : "pause")
             log("worker \(id) paused for \(d) ms")
         case let .leave(id):
             guard let i = worker(id), workers[i].up, now >= workers[i].pausedUntil else { return }
+            faults.append("leave")
             log("worker \(id) leaves (SIGTERM)")
             emit(i, workers[i].session.handle(.stop, now: now))
             // It comes back later as a new process (the survivors must be up when faults end).
@@ -347,9 +365,15 @@ final class SimulationWorld {
             at(back, .restartWorker(id))
         case let .join(id):
             let shards = plan.compactMap(\.data).map(\.count).first ?? 1
+            faults.append("join")
             addWorker(id, shards: shards, pinned: !journal.state.pins.isEmpty, at: now)
+        case let .sendFailed(peer, m, generation):
+            guard let s = scheduler, generation == coordinatorGeneration else { return }
+            s.handle(.sendFailed(peer: Array(peer.utf8), message: m, unreachable: true), now: now + clockOffset)
+            applyEffects()
         case let .clockStep(delta):
             clockOffset += delta
+            faults.append(delta > 0 ? "clock-forward" : "clock-back")
             log("coordinator clock stepped by \(delta) ms")
         }
     }
@@ -360,6 +384,7 @@ final class SimulationWorld {
         guard let state = try? journal.load() else { return violations.append("the journal could not be loaded") }
         let s = Scheduler(restoring: state, config: config, now: now + clockOffset)
         scheduler = s
+        coordinatorGeneration += 1
         coordinatorUpAt = now
         log("coordinator started")
         let checkBefore = violations.count
@@ -421,6 +446,7 @@ final class SimulationWorld {
             scheduler = nil
             coordinatorCrashes += 1
             uploads = [:]
+            faults.append(crash.beforeCommit ? "coordinator-crash-before-commit" : "coordinator-crash-after-\(sent)-sends")
             log("coordinator crashed \(crash.beforeCommit ? "before its commit" : "after its commit and \(sent) sends")")
             at(now + rng.int64(200...8000), .restartCoordinator)
             return
@@ -442,8 +468,9 @@ final class SimulationWorld {
     func send(_ peer: [UInt8], _ m: Message, _ s: Scheduler) {
         let id = String(decoding: peer, as: UTF8.self)
         if let i = worker(id), !workers[i].up, case .assign = m, rng.chance(0.7) {
-            // ROUTER_MANDATORY: the connection of a dead process is gone.
-            s.handle(.sendFailed(peer: peer, message: m, unreachable: true), now: now + clockOffset)
+            // ROUTER_MANDATORY: the connection of a dead process is gone. The socket thread
+            // reports it a moment later, after whatever the loop handles meanwhile.
+            at(now + rng.int64(0...5), .sendFailed(peer: id, m, coordinator: coordinatorGeneration))
             return
         }
         network(toWorker: id, m)
