@@ -3658,7 +3658,7 @@ const ProtobufCMessageDescriptor apsweep__v1__correlation_info__descriptor =
   (ProtobufCMessageInit) apsweep__v1__correlation_info__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descriptors[12] =
+static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descriptors[13] =
 {
   {
     "sweep_id",
@@ -3804,12 +3804,25 @@ static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "damaged_records",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__StatusReply, damaged_records),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__status_reply__field_indices_by_name[] = {
   4,   /* field[4] = correlations */
   9,   /* field[9] = correlations_age_ms */
   8,   /* field[8] = counters */
   1,   /* field[1] = counts */
+  12,   /* field[12] = damaged_records */
   5,   /* field[5] = eta_seconds */
   11,   /* field[11] = journal */
   7,   /* field[7] = late_results_dropped */
@@ -3822,7 +3835,7 @@ static const unsigned apsweep__v1__status_reply__field_indices_by_name[] = {
 static const ProtobufCIntRange apsweep__v1__status_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__status_reply__descriptor =
 {
@@ -3832,7 +3845,7 @@ const ProtobufCMessageDescriptor apsweep__v1__status_reply__descriptor =
   "Apsweep__V1__StatusReply",
   "apsweep.v1",
   sizeof(Apsweep__V1__StatusReply),
-  12,
+  13,
   apsweep__v1__status_reply__field_descriptors,
   apsweep__v1__status_reply__field_indices_by_name,
   1,  apsweep__v1__status_reply__number_ranges,

@@ -34,13 +34,47 @@ public struct Aggregation {
         }
     }
 
+    /// Rows of equal width in one flat array (a row per epoch, a column per correlated quantity):
+    /// 8 bytes a value instead of an array per record (~90 bytes a record at 2 million records).
+    public struct Rows: RandomAccessCollection, Sendable {
+        /// One row; `row[k]` is quantity k.
+        public struct Row: Sendable {
+            let base: ArraySlice<Double>
+            public subscript(k: Int) -> Double { base[base.startIndex + k] }
+            public var count: Int { base.count }
+        }
+        public private(set) var width = 0
+        private var storage: [Double] = []
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { width == 0 ? 0 : storage.count / width }
+        public subscript(i: Int) -> Row { Row(base: storage[(i * width)..<((i + 1) * width)]) }
+
+        /// Appends a row; a wider row than those before (a metric first seen) pads them with NaN.
+        mutating func append(_ row: [Double]) {
+            if row.count > width { widen(to: row.count) }
+            storage += row
+            if row.count < width { storage += repeatElement(.nan, count: width - row.count) }
+        }
+
+        mutating func widen(to w: Int) {
+            guard w > width else { return }
+            if !storage.isEmpty {
+                let n = storage.count / width
+                var wider = [Double](repeating: .nan, count: n * w)
+                for i in 0..<n { for k in 0..<width { wider[i * w + k] = storage[i * width + k] } }
+                storage = wider
+            }
+            width = w
+        }
+    }
+
     /// One trial (task) of a configuration: its epochs and, per epoch, the correlated quantities.
     public struct Trial: Sendable {
         public var seed: UInt64
         public var task: String
         public var epochs: [Int] = []
         /// values[e][k]: epoch `epochs[e]`, quantity `correlated[k]`.
-        public var values: [[Double]] = []
+        public var values = Rows()
         /// The row of each epoch (−1: none), indexed by epoch.
         var rowOfEpoch: [Int] = []
         func row(_ epoch: Int) -> Int { epoch >= 0 && epoch < rowOfEpoch.count ? rowOfEpoch[epoch] : -1 }
@@ -81,12 +115,33 @@ public struct Aggregation {
     public private(set) var layerNames: [String] = []
     public let resamples: Int
     public let seed: UInt64
+    /// 1: every task was read; k: every k-th prune task.
+    public let sampleEvery: Int
 
-    /// Reads every record of the journal once (finished or running tasks alike).
-    public init(journal: SweepJournal, resamples: Int = 1000, seed: UInt64 = 7) throws {
+    /// The pass was given up because `shouldStop` said so.
+    public struct Cancelled: Error {}
+
+    /// Reads every record of the journal once (finished or running tasks alike). `shouldStop`
+    /// is asked every few thousand records; when it says yes the pass throws `Cancelled`.
+    /// `sampleEvery` k > 1 reads only every k-th prune task (and every baseline): a bounded
+    /// view for live status on a huge journal; reports read everything.
+    public init(journal: SweepJournal, resamples: Int = 1000, seed: UInt64 = 7, shouldStop: (() -> Bool)? = nil, sampleEvery: Int = 1) throws {
         self.resamples = resamples
         self.seed = seed
-        let tasks = try journal.tasks()
+        self.sampleEvery = max(1, sampleEvery)
+        // In a sample: every baseline and every k-th prune task (counted in plan order).
+        var pruneSeen = 0, sampleMarks: [Bool] = []
+        let tasks = try journal.tasks(withSpec: sampleEvery <= 1 ? nil : { _, kind in
+            var keep = true
+            if kind == .prune {
+                keep = pruneSeen % sampleEvery == 0
+                pruneSeen += 1
+            }
+            sampleMarks.append(keep)
+            return keep
+        })
+        let sampled: [Int]? = sampleEvery <= 1 ? nil : sampleMarks.indices.filter { sampleMarks[$0] }
+        let inSample: [Bool]? = sampleEvery <= 1 ? nil : sampleMarks
         tasksTotal = tasks.count
         var positions: [String: Int] = [:]
         for (i, t) in tasks.enumerated() { positions[t.task.id] = i }
@@ -96,6 +151,7 @@ public struct Aggregation {
         for (i, t) in tasks.enumerated() {
             if t.row.state == .done { tasksDone += 1 }
             if t.row.state == .failed { failed.append((t.task.label, t.task.id, t.row.lastError ?? "")) }
+            if let inSample, !inSample[i] { continue }
             guard let spec = try? SweepTask.decode(t.task.spec) else { continue }
             specs[i] = spec
             if spec.kind == .prune, let p = spec.prune {
@@ -119,6 +175,7 @@ public struct Aggregation {
         epochSlots = Array(repeating: [], count: configurations.count)
         layerFinal = Array(repeating: [:], count: configurations.count)
         var quantityIndex: [String: Int] = [:]
+        var apIndex: [String: Int] = [:]
         for q in ["pd_test", "pd_train", "pd_test_signed", "pd_train_signed", "test_accuracy", "train_accuracy", "test_loss", "train_loss"] {
             quantityIndex[q] = quantities.count
             quantities.append(q)
@@ -134,7 +191,10 @@ public struct Aggregation {
                 if let v = l[ap3] { layerFinal[c][l.key, default: Moments()].add(v) }
             }
         }
-        try journal.forEachRecord({ i, r in
+        var read = 0
+        try journal.forEachRecord(tasks: sampled, { i, r in
+            read += 1
+            if read & 4095 == 0, let shouldStop, shouldStop() { throw Cancelled() }
             guard let spec = specs[i] else { return }
             if spec.kind == .baseline {
                 baselineTests[i, default: []].append((r.epoch, r.testAccuracy))
@@ -149,15 +209,25 @@ public struct Aggregation {
                                          ("pd_train_signed", base.map { $0.trainAccuracy - r.trainAccuracy } ?? .nan),
                                          ("test_accuracy", r.testAccuracy), ("train_accuracy", r.trainAccuracy),
                                          ("test_loss", r.testLoss), ("train_loss", r.trainLoss)]
-            for (name, v) in r.totalMetrics?.values ?? [] where !name.contains("_se[") {
+            // The trial's series: the targets, then the AP metrics in the order first seen (a
+            // trial's rows written before a metric appeared are padded with NaN).
+            var row = [Double](repeating: .nan, count: Aggregation.targets.count + apMetrics.count)
+            row[0] = r.pdTest; row[1] = r.pdTrain; row[2] = q[2].1
+            for (name, v) in r.totalMetrics?.values ?? [] where !Self.isStandardError(name) {
                 q.append((name, v))
-                if (name == "ap2" || name.hasPrefix("ap3[")) && !apMetrics.contains(name) {
-                    apMetrics.append(name)
-                    mainAP3 = apMetrics.first { $0.hasPrefix("ap3[gaussian") } ?? apMetrics.first { $0.hasPrefix("ap3[") }
+                if name == "ap2" || name.hasPrefix("ap3[") {
+                    if apIndex[name] == nil {
+                        apIndex[name] = apMetrics.count
+                        apMetrics.append(name)
+                        row.append(.nan)
+                        mainAP3 = apMetrics.first { $0.hasPrefix("ap3[gaussian") } ?? apMetrics.first { $0.hasPrefix("ap3[") }
+                    }
+                    let slot = Aggregation.targets.count + apIndex[name]!
+                    if row[slot].isNaN { row[slot] = v }
                 }
             }
             if r.layerMetrics.count > 1, let lastLayer = r.layerMetrics.last {
-                for (name, v) in lastLayer.values where !name.contains("_se[") { q.append(("last." + name, v)) }
+                for (name, v) in lastLayer.values where !Self.isStandardError(name) { q.append(("last." + name, v)) }
             }
             for (name, _) in q where quantityIndex[name] == nil {
                 quantityIndex[name] = quantities.count
@@ -172,11 +242,8 @@ public struct Aggregation {
             }
             if moments[c][s].count < quantities.count { moments[c][s] += Array(repeating: Moments(), count: quantities.count - moments[c][s].count) }
             for (name, v) in q { moments[c][s][quantityIndex[name]!].add(v) }
-            // The trial's series: the targets, then the AP metrics in the order first seen
-            // (rows written before a metric appeared are padded with NaN below).
-            let values = Dictionary(q, uniquingKeysWith: { a, _ in a })
             trials[c][k].epochs.append(r.epoch)
-            trials[c][k].values.append((Aggregation.targets + apMetrics).map { values[$0] ?? .nan })
+            trials[c][k].values.append(row)
         }, damaged: { damaged.append($0) })
         finishTask()
         correlated = Aggregation.targets + apMetrics
@@ -186,9 +253,7 @@ public struct Aggregation {
                 var index = [Int](repeating: -1, count: (epochs.max() ?? -1) + 1)
                 for (i, e) in epochs.enumerated() where e >= 0 { index[e] = i }
                 trials[c][k].rowOfEpoch = index
-                for e in trials[c][k].values.indices where trials[c][k].values[e].count < correlated.count {
-                    trials[c][k].values[e] += Array(repeating: .nan, count: correlated.count - trials[c][k].values[e].count)
-                }
+                trials[c][k].values.widen(to: correlated.count)
             }
         }
         for c in configurations.indices {
@@ -202,6 +267,12 @@ public struct Aggregation {
             baselines.append(Baseline(model: spec.model.name, seed: spec.seed, train: b.trainAccuracy, test: b.testAccuracy,
                                       lastTwoTest: tests.count >= 2 ? (tests[tests.count - 2], tests[tests.count - 1]) : nil))
         }
+    }
+
+    /// Whether a metric is a Monte Carlo estimate's standard error (`js_se[…]`), not a metric.
+    static func isStandardError(_ name: String) -> Bool {
+        guard let bracket = name.firstIndex(of: "[") else { return name.hasSuffix("_se") }
+        return name[..<bracket].hasSuffix("_se")
     }
 
     /// Per-epoch moments of `quantity` over the trials of configuration `c`.

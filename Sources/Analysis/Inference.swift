@@ -132,7 +132,7 @@ extension Aggregation {
         }
         // Each trial's row at this epoch, looked up once (the resamples only pick among them).
         let width = correlated.count
-        let rowsAt: [[[Double]]] = cs.map { c in trials[c].compactMap { t in t.row(epoch) >= 0 ? t.values[t.row(epoch)] : nil } }
+        let rowsAt: [[Aggregation.Rows.Row]] = cs.map { c in trials[c].compactMap { t in t.row(epoch) >= 0 ? t.values[t.row(epoch)] : nil } }
         let dist = Bootstrap.distributions(resamples: resamples, seed: seed &+ UInt64(epoch) &* 131 &+ 17, statistics: estimates.count) { rng in
             let resampled = cs.indices.map { _ -> [Double] in
                 let trialRows = rowsAt[rng.below(cs.count)]
@@ -155,7 +155,7 @@ extension Aggregation {
     /// points, beyond it a grouped jackknife on the Fisher-z scale (trials dealt into
     /// `jackknifeGroups` groups; 21 coefficients per pair instead of B).
     public func pooledCorrelations(metrics only: [String]? = nil, methods: [Correlation] = Correlation.allCases) -> [CorrelationResult] {
-        let clusters: [[[Double]]] = configurations.indices.flatMap { c in trials[c].map(\.values) }
+        let clusters: [Aggregation.Rows] = configurations.indices.flatMap { c in trials[c].map(\.values) }
         let chosen = pairs.filter { only == nil || only!.contains($0.metric) }
         @Sendable func coefficientsOf(_ picks: [Int]) -> [Double] {
             var out: [Double] = []

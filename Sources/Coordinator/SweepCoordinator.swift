@@ -103,6 +103,7 @@ public final class SweepCoordinator {
     public var endpoint: String { socket.endpoint }
 
     public var isFinished: Bool { scheduler.isFinished }
+    public var taskCount: Int { scheduler.taskCount }
 
     /// Task states by id (tests and the CLI).
     public var taskStates: [String: TaskState] {
@@ -263,9 +264,10 @@ public final class SweepCoordinator {
     func decorate(_ reply: StatusReply) -> StatusReply {
         var r = reply
         r.journal = journal.path
-        if let (values, at) = correlations?.latest() {
-            r.correlations = values
-            r.correlationsAgeMs = UInt64(max(0, nowMs() - at))
+        if let latest = correlations?.latest() {
+            r.correlations = latest.correlations
+            r.damagedRecords = UInt32(clamping: latest.damagedRecords)
+            r.correlationsAgeMs = UInt64(max(0, nowMs() - latest.atMs))
         }
         return r
     }

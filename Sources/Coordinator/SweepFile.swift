@@ -285,3 +285,22 @@ public enum SweepError: Error, CustomStringConvertible, Equatable {
     case invalid(String)
     public var description: String { if case let .invalid(m) = self { return m }; return "" }
 }
+
+/// The keys of a task file for `apsweep run-task` (docs/tasks.md), checked as a sweep file's are:
+/// an unknown or repeated key, a wrong model or training field is refused with its line, before
+/// anything runs. The values are then decoded by the task file's own type.
+public enum TaskFileKeys {
+    public static func check(_ text: String) throws {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw SweepError.invalid("not valid YAML: \(error)") }
+        guard let root else { throw SweepError.invalid("the task file is empty; it needs kind and, for a prune task, checkpoint and prune") }
+        let r = YAMLFields()
+        let top = try r.mapping(root, "", allowed: ["kind", "model", "data", "data_dir", "seed", "training", "checkpoint", "prune"])
+        if let m = top["model"] { _ = try SweepFile.model(m, "model", r) }
+        if let t = top["training"] { _ = try SweepFile.training(t, "training", r, defaults: TrainingConfig()) }
+        if let p = top["prune"] {
+            let m = try r.mapping(p, "prune", allowed: ["method", "sparsity", "scope", "seed", "mode", "train_bias", "cache_features", "fine_tune", "metrics"])
+            if let f = m["fine_tune"] { _ = try SweepFile.training(f, "prune.fine_tune", r, defaults: TrainingConfig(epochs: 20)) }
+        }
+    }
+}

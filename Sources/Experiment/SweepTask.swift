@@ -35,11 +35,12 @@ public struct SweepTask: Codable, Equatable, Sendable {
 
     public static let specFormat = "apsweep.task.v1+json"
 
-    /// Canonical JSON (sorted keys): the bytes the id is a hash of and that `Assign` carries.
+    /// Canonical JSON (sorted keys; the bytes JSONEncoder with `.sortedKeys` writes): what the id
+    /// is a hash of and what `Assign` carries.
     public func canonicalJSON() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return Array(try encoder.encode(self))
+        var json = CanonicalJSON()
+        json.task(self)
+        return json.bytes
     }
 
     /// The task id: the first 24 hex digits of SHA-256 of the canonical JSON. Two identical tasks

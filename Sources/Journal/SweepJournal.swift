@@ -112,6 +112,13 @@ public final class SweepJournal: JournalStore {
 
     // MARK: the plan
 
+    /// Whether the journal holds a plan made from exactly this sweep file's text (so planning it
+    /// again would store nothing new).
+    public func wasPlanned(from sweepText: String) throws -> Bool {
+        guard !sweepText.isEmpty, try meta("sweep") == sweepText else { return false }
+        return Int(try db.scalar("SELECT COUNT(*) FROM tasks") ?? "0") ?? 0 > 0
+    }
+
     /// Stores the plan once; a journal that holds another plan is refused (one sweep per
     /// journal). The data fingerprints the plan pins must agree with those already pinned.
     /// Nothing is written unless every check passes.
@@ -227,7 +234,9 @@ public final class SweepJournal: JournalStore {
     // MARK: readers
 
     /// Every task of the plan with its row, in plan order.
-    public func tasks() throws -> [(task: PlannedTask, row: TaskRow)] {
+    /// Every task with its row, in plan order. `withSpec` says, from a task's position and kind,
+    /// whether its spec is wanted (an empty spec otherwise: 100,000 specs are ~70 MB).
+    public func tasks(withSpec: ((Int, PlannedTask.Kind) -> Bool)? = nil) throws -> [(task: PlannedTask, row: TaskRow)] {
         var out: [(PlannedTask, TaskRow)] = []
         try db.run("""
             SELECT id, kind, label, spec, depends_on, data_dataset, data_shard, data_count, epoch_first, epoch_last, required_blob,
@@ -238,8 +247,9 @@ public final class SweepJournal: JournalStore {
             let data = r.isNull(5) ? nil : DataKey(dataset: r.text(5) ?? "", shard: Int(r.int(6)), count: Int(r.int(7)))
             let first = r.int(8), last = r.int(9)
             let epochs: ClosedRange<Int>? = r.isNull(8) || last < first || last - first > 1 << 20 ? nil : Int(first)...Int(last)
-            let task = PlannedTask(id: r.text(0) ?? "", kind: PlannedTask.Kind(rawValue: r.text(1) ?? "") ?? .noop, label: r.text(2) ?? "",
-                                   spec: r.blob(3), dependsOn: r.text(4), data: data, epochs: epochs, requiredBlob: r.text(10))
+            let kind = PlannedTask.Kind(rawValue: r.text(1) ?? "") ?? .noop
+            let task = PlannedTask(id: r.text(0) ?? "", kind: kind, label: r.text(2) ?? "",
+                                   spec: withSpec?(out.count, kind) ?? true ? r.blob(3) : [], dependsOn: r.text(4), data: data, epochs: epochs, requiredBlob: r.text(10))
             var row = TaskRow(state: TaskState(rawValue: r.text(11) ?? "") ?? .queued)
             row.attempt = Int(r.int(12)); row.failures = Int(r.int(13)); row.handbacks = Int(r.int(14))
             row.worker = r.text(15); row.lastError = r.text(16); row.checkpoint = r.text(17)
@@ -260,26 +270,33 @@ public final class SweepJournal: JournalStore {
     }
 
     /// Every stored record in (task, epoch) order, one at a time (the whole journal is never in
-    /// memory); damaged ones are passed to `damaged`, never dropped silently.
-    public func forEachRecord(task only: Int? = nil, _ body: (_ task: Int, _ record: EpochRecord) throws -> Void,
+    /// memory); damaged ones are passed to `damaged`, never dropped silently. `only`: just the
+    /// records of these tasks (positions, in the order given).
+    public func forEachRecord(tasks only: [Int]? = nil, _ body: (_ task: Int, _ record: EpochRecord) throws -> Void,
                               damaged: (DamagedRecord) throws -> Void) throws {
         var ids: [Int: String] = [:]
         try db.run("SELECT position, id FROM tasks") { ids[Int($0.int(0))] = $0.text(1) ?? "" }
-        let sql = only == nil ? "SELECT task, epoch, data FROM records ORDER BY task, epoch"
-                              : "SELECT task, epoch, data FROM records WHERE task = ?1 ORDER BY epoch"
-        try db.run(sql, only.map { [.int(Int64($0))] } ?? []) { r in
-            let task = Int(r.int(0)), epoch = Int(clamping: r.int(1))
-            do {
-                let bytes = r.blob(2)
-                var decoded = try? RecordCoding.decode(bytes, names: self.names)
-                // A reader opened before the writer stored a new metric name learns it here.
-                if decoded == nil && self.readOnly && (try? self.learnNames()) ?? 0 > 0 { decoded = try? RecordCoding.decode(bytes, names: self.names) }
-                let record = try decoded ?? RecordCoding.decode(bytes, names: self.names)
-                guard record.epoch == epoch else { throw RecordError("stored under epoch \(epoch) but holds epoch \(record.epoch)") }
-                try body(task, record)
-            } catch let e as RecordError {
-                try damaged(DamagedRecord(task: task, taskID: ids[task] ?? "#\(task)", epoch: epoch, reason: e.description))
-            }
+        guard let only else {
+            return try db.run("SELECT task, epoch, data FROM records ORDER BY task, epoch") { try readRecord($0, ids, body, damaged) }
+        }
+        for task in only {
+            try db.run("SELECT task, epoch, data FROM records WHERE task = ?1 ORDER BY epoch", [.int(Int64(task))]) { try readRecord($0, ids, body, damaged) }
+        }
+    }
+
+    private func readRecord(_ r: Database.Row, _ ids: [Int: String], _ body: (_ task: Int, _ record: EpochRecord) throws -> Void,
+                            _ damaged: (DamagedRecord) throws -> Void) throws {
+        let task = Int(r.int(0)), epoch = Int(clamping: r.int(1))
+        do {
+            let bytes = r.blob(2)
+            var decoded = try? RecordCoding.decode(bytes, names: names)
+            // A reader opened before the writer stored a new metric name learns it here.
+            if decoded == nil && readOnly && (try? learnNames()) ?? 0 > 0 { decoded = try? RecordCoding.decode(bytes, names: names) }
+            let record = try decoded ?? RecordCoding.decode(bytes, names: names)
+            guard record.epoch == epoch else { throw RecordError("stored under epoch \(epoch) but holds epoch \(record.epoch)") }
+            try body(task, record)
+        } catch let e as RecordError {
+            try damaged(DamagedRecord(task: task, taskID: ids[task] ?? "#\(task)", epoch: epoch, reason: e.description))
         }
     }
 
@@ -293,13 +310,19 @@ public final class SweepJournal: JournalStore {
     /// The readable records of one task, and the damaged ones.
     public func records(ofTask task: Int) throws -> (records: [EpochRecord], damaged: [DamagedRecord]) {
         var records: [EpochRecord] = [], damaged: [DamagedRecord] = []
-        try forEachRecord(task: task, { records.append($1) }, damaged: { damaged.append($0) })
+        try forEachRecord(tasks: [task], { records.append($1) }, damaged: { damaged.append($0) })
         return (records, damaged)
     }
 
     /// Changes whenever another connection commits (SQLite's data_version): tells a reader that
     /// re-reading is worth it.
     public func dataVersion() throws -> String? { try db.scalar("PRAGMA data_version") }
+
+    /// Records the finished and running tasks hold or will hold (from the plan's epoch ranges;
+    /// no scan of the records).
+    public func expectedRecordCount() throws -> Int {
+        Int(try db.scalar("SELECT COALESCE(SUM(epoch_last - epoch_first + 1), 0) FROM tasks WHERE state IN ('done', 'leased') AND epoch_last IS NOT NULL") ?? "0") ?? 0
+    }
 
     public func recordCount() throws -> Int { Int(try db.scalar("SELECT COUNT(*) FROM records") ?? "0") ?? 0 }
 

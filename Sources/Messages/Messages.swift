@@ -219,6 +219,8 @@ public struct StatusReply: Sendable, Equatable {
     /// Named counters, sorted by name.
     public var counters: [(name: String, value: UInt64)] = []
     public var correlationsAgeMs: UInt64 = 0, workersTotal: UInt32 = 0, journal = ""
+    /// Stored records that failed their checksum at the last correlation pass.
+    public var damagedRecords: UInt32 = 0
     public init() {}
 
     public static func == (a: StatusReply, b: StatusReply) -> Bool {
@@ -226,7 +228,7 @@ public struct StatusReply: Sendable, Equatable {
             && a.correlations == b.correlations && a.etaSeconds == b.etaSeconds && a.uptimeMs == b.uptimeMs
             && a.lateResultsDropped == b.lateResultsDropped && a.counters.map(\.name) == b.counters.map(\.name)
             && a.counters.map(\.value) == b.counters.map(\.value) && a.correlationsAgeMs == b.correlationsAgeMs
-            && a.workersTotal == b.workersTotal && a.journal == b.journal
+            && a.workersTotal == b.workersTotal && a.journal == b.journal && a.damagedRecords == b.damagedRecords
     }
 
     /// The counter of this name (0 when absent).

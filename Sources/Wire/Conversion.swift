@@ -176,6 +176,7 @@ extension Codec {
             })
             p.pointee.correlations_age_ms = m.correlationsAgeMs
             p.pointee.workers_total = m.workersTotal
+            p.pointee.damaged_records = m.damagedRecords
             p.pointee.journal = a.string(m.journal)
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_STATUS_REPLY
             env.pointee.status_reply = p
@@ -344,6 +345,7 @@ extension Codec {
             r.etaSeconds = m.eta_seconds; r.uptimeMs = m.uptime_ms; r.lateResultsDropped = m.late_results_dropped
             r.counters = try items(m.n_counters, m.counters) { (name: text($0.name), value: $0.value) }
             r.correlationsAgeMs = m.correlations_age_ms; r.workersTotal = m.workers_total; r.journal = text(m.journal)
+            r.damagedRecords = m.damaged_records
             return .statusReply(r)
         default:
             throw WireError.emptyBody

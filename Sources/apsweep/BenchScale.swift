@@ -18,19 +18,19 @@ struct BenchScale: ParsableCommand {
 
     func run() throws {
         print("apsweep bench scale: a real coordinator process; fake workers on threads of this process (loopback, no CURVE); prune results of \(epochs + 1) records")
-        print("  N tasks  K workers | plan+journal  resume | dispatch+ingest tasks/s  coord CPU ms/task | status p50/p99 ms | journal KB/task | coord RSS MB | report s / MB")
+        print("  N tasks  K workers | plan+journal  resume | dispatch+ingest tasks/s  coord CPU ms/task | status p50/p99 ms | journal KB/task | coord RSS MB peak/median | report s / MB")
         for n in tasks.split(separator: ",").compactMap({ Int($0) }) {
             for k in workers.split(separator: ",").compactMap({ Int($0) }) {
                 let r = try measure(tasks: n, workers: k)
-                print(String(format: "  %7d  %9d | %10.2f s %6.2f s | %23.0f  %17.2f | %6.1f / %-7.1f | %15.1f | %12.0f | %@",
-                             n, k, r.plan, r.resume, r.rate, r.cpuPerTask * 1000, r.p50, r.p99, r.journalKB, r.rssMB,
+                print(String(format: "  %7d  %9d | %10.2f s %6.2f s | %23.0f  %17.2f | %6.1f / %-7.1f | %15.1f | %14.0f / %-6.0f | %@",
+                             n, k, r.plan, r.resume, r.rate, r.cpuPerTask * 1000, r.p50, r.p99, r.journalKB, r.rssMB, r.rssMedianMB,
                              r.report.map { String(format: "%.1f s / %.0f MB", $0.0, $0.1) } ?? "–"))
             }
         }
     }
 
     struct Figures {
-        var plan = 0.0, resume = 0.0, rate = 0.0, cpuPerTask = 0.0, p50 = 0.0, p99 = 0.0, journalKB = 0.0, rssMB = 0.0
+        var plan = 0.0, resume = 0.0, rate = 0.0, cpuPerTask = 0.0, p50 = 0.0, p99 = 0.0, journalKB = 0.0, rssMB = 0.0, rssMedianMB = 0.0
         var report: (Double, Double)?
     }
 
@@ -87,6 +87,7 @@ struct BenchScale: ParsableCommand {
         figures.cpuPerTask = cpu / Double(max(1, done))
         (figures.p50, figures.p99) = latencies.percentiles()
         figures.rssMB = coordinator.peakRSSMB
+        figures.rssMedianMB = coordinator.medianRSSMB
         figures.journalKB = Double(((try? FileManager.default.attributesOfItem(atPath: journal))?[.size] as? NSNumber)?.intValue ?? 0) / 1024 / Double(max(1, done))
         if !noReport {
             let t = Date()
@@ -107,13 +108,18 @@ struct BenchScale: ParsableCommand {
         let started: Date
         var peakRSSMB = 0.0
         var finalCPU = 0.0
+        private var samples: [Double] = []
+        /// The median of the RSS samples (every 100 ms while it ran).
+        var medianRSSMB: Double { let s = samples.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
         private var watcher: Thread?
         init(process: Process, started: Date) {
             self.process = process
             self.started = started
             let t = Thread { [weak self] in
                 while let s = self, s.process.isRunning {
-                    s.peakRSSMB = max(s.peakRSSMB, rssMB(s.process.processIdentifier))
+                    let r = rssMB(s.process.processIdentifier)
+                    s.peakRSSMB = max(s.peakRSSMB, r)
+                    if r > 0 { s.samples.append(r) }
                     let c = cpuSeconds(s.process.processIdentifier)
                     if c > 0 { s.finalCPU = c }
                     usleep(100_000)

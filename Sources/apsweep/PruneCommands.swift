@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compression
+import Coordinator
 import Datasets
 import Experiment
 import Foundation
@@ -128,6 +129,7 @@ struct RunTask: ParsableCommand {
         try compute.apply()
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("\(file): cannot read the task file") }
         let task: TaskFile
+        do { try TaskFileKeys.check(text) } catch { throw CLIError("\(file): \(error)") }
         do { task = try YAMLDecoder().decode(TaskFile.self, from: text) } catch { throw CLIError("\(file): \(describeDecoding(error))") }
         let shard = try DataSource.parse(task.data ?? "fashion-mnist", directory: task.dataDir).load()
         var records: [EpochRecord] = []

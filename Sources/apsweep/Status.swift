@@ -84,6 +84,9 @@ struct StatusCommand: ParsableCommand {
             out += String(format: "  %@ ~ %@ (%@, %@): %.3f [%.3f, %.3f] n=%d\n", k.metric, k.target, k.method, k.scope, k.value, k.ciLow, k.ciHigh, Int(k.points))
         }
         if r.lateResultsDropped > 0 { out += "late results dropped: \(r.lateResultsDropped)\n" }
+        if r.damagedRecords > 0 {
+            out += "WARNING: \(r.damagedRecords) stored record(s) failed their checksum and are left out of the correlations; `apsweep report \(r.journal.isEmpty ? "JOURNAL" : r.journal)` names them\n"
+        }
         return out
     }
 
@@ -93,6 +96,9 @@ struct StatusCommand: ParsableCommand {
                 "tasks": ["total": c.total, "done": c.done, "running": c.running, "queued": c.queued, "stale": c.stale, "failed": c.failed, "blocked": c.blocked],
                 "workers": r.workers.map { ["id": $0.workerID, "host": $0.host, "cores": $0.cores, "state": $0.state, "task": $0.currentTask,
                                             "epoch": $0.epoch, "heartbeat_age_ms": $0.heartbeatAgeMs, "tasks_done": $0.tasksDone] },
-                "recent_failures": r.recentFailures.map { ["task": $0.taskID, "worker": $0.workerID, "reason": $0.reason, "attempt": $0.attempt, "at_ms": $0.atUnixMs] }]
+                "recent_failures": r.recentFailures.map { ["task": $0.taskID, "worker": $0.workerID, "reason": $0.reason, "attempt": $0.attempt, "at_ms": $0.atUnixMs] },
+                "workers_total": r.workersTotal, "journal": r.journal, "damaged_records": r.damagedRecords, "correlations_age_ms": r.correlationsAgeMs,
+                "correlations": r.correlations.map { ["metric": $0.metric, "target": $0.target, "method": $0.method, "scope": $0.scope, "value": $0.value,
+                                                      "ci_low": $0.ciLow, "ci_high": $0.ciHigh, "points": $0.points] }]
     }
 }

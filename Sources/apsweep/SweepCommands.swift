@@ -111,9 +111,13 @@ struct CoordinatedRun {
         do {
             lock = try JournalLock(journal: journalPath)
             journal = try SweepJournal.openForWriting(journalPath, describe: Plan.describe)
-            let plan = try Plan(sweep)
-            try journal.storePlan(plan.planned, pins: plan.fingerprints, sweepText: (try? String(contentsOfFile: sweepFile, encoding: .utf8)) ?? "",
-                                  sweepID: String(UUID().uuidString.prefix(8)).lowercased())
+            let text = (try? String(contentsOfFile: sweepFile, encoding: .utf8)) ?? ""
+            // Resuming with the very sweep file the journal was planned from: its tasks are the
+            // plan (planning 100,000 tasks again took 2–4 s).
+            if try !journal.wasPlanned(from: text) {
+                let plan = try Plan(sweep)
+                try journal.storePlan(plan.planned, pins: plan.fingerprints, sweepText: text, sweepID: String(UUID().uuidString.prefix(8)).lowercased())
+            }
             blobs = try BlobStore(directory: blobDirectory)
         } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
     }
@@ -201,7 +205,7 @@ struct CoordinatorCommand: ParsableCommand {
             print("CurveZMQ on: \(config.allowedWorkerKeys.count) worker key(s) allowed")
         }
         let coordinator = try run.coordinator(config)
-        print("apsweep coordinator: sweep \(sweep.name), \(try run.journal.tasks().count) tasks, journal \(journal), listening on \(coordinator.endpoint)")
+        print("apsweep coordinator: sweep \(sweep.name), \(coordinator.taskCount) tasks, journal \(journal), listening on \(coordinator.endpoint)")
         let outcome = coordinator.run(stop: stopReason)
         try finish(outcome, run: run, command: "apsweep coordinator \(file) --journal \(journal)", stopExitsZero: true)
     }
@@ -292,7 +296,7 @@ struct SweepCommand: ParsableCommand {
         let coordinator = try run.coordinator(config)
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = self.threads ?? max(1, cores / workers)
-        print("apsweep sweep \(sweep.name): \(try run.journal.tasks().count) tasks, \(workers) local workers × \(threads) thread(s), journal \(journalPath)")
+        print("apsweep sweep \(sweep.name): \(coordinator.taskCount) tasks, \(workers) local workers × \(threads) thread(s), journal \(journalPath)")
         print("watch it from another terminal: apsweep status --connect \(coordinator.endpoint) --insecure --watch")
         // Local workers hold the read end of a pipe as their stdin: when this process dies,
         // however it dies, the pipe closes and they exit (no orphans reconnecting forever).

@@ -195,6 +195,19 @@ final class IntegrityTests: XCTestCase {
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(h.dir)/r2/summary.json"))) as? [String: Any])
         let damaged = try XCTUnwrap(summary["damaged_records"] as? [[String: Any]])
         XCTAssertEqual(damaged.first?["task"] as? String, task)
+        // `status` of a coordinator on that journal says so too.
+        let port = try freePort()
+        let coordinator = try h.start(["coordinator", file, "--journal", "\(h.dir)/run/sweep.db", "--bind", "tcp://127.0.0.1:\(port)", "--insecure", "--stay"])
+        defer { kill(coordinator.processIdentifier, SIGINT); try? h.wait(coordinator, timeout: 20) }
+        var last = ""
+        try h.waitUntil(60, "status to report the damaged record") {
+            let status = try h.run(["status", "--connect", "tcp://127.0.0.1:\(port)", "--insecure", "--json"], timeout: 20)
+            last = status.stdout + status.stderr
+            let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            return object?["damaged_records"] as? Int == 1
+        }
+        let text = try h.run(["status", "--connect", "tcp://127.0.0.1:\(port)", "--insecure"], timeout: 20).stdout
+        XCTAssert(text.contains("1 stored record(s) failed their checksum"), text + last)
     }
 
     /// A sweep whose tasks fail exits non-zero, says how many and where the errors are.
@@ -228,6 +241,34 @@ final class IntegrityTests: XCTestCase {
         XCTAssert(c.stderr.contains("--train must be in 1…10000000"), c.stderr)
         let d = try h.run(["sweep", file, "--workers", "0"])
         XCTAssert(d.stderr.contains("--workers must be in 1…256"), d.stderr)
+    }
+
+    /// Counts that make no sense are refused; prune does not overwrite its input unasked; metrics
+    /// --json keeps every key of every layer.
+    func testCountsOutputsAndJSONOfTheSmallCommands() throws {
+        let data = ["--data", h.dir + "/data"]
+        for limit in ["-5", "0"] {
+            let t = try h.run(["train", "--model", "lenet5", "--width", "0.25", "--epochs", "1", "--limit=\(limit)", "--out", h.dir + "/x.safetensors"] + data)
+            XCTAssertNotEqual(t.status, 0)
+            XCTAssert(t.stderr.contains("--limit must be at least 1 image, got \(limit)"), t.stderr)
+        }
+        let base = h.dir + "/base.safetensors", pruned = h.dir + "/pruned.safetensors"
+        let t = try h.run(["train", "--model", "lenet5", "--width", "0.25", "--epochs", "1", "--limit", "128", "--out", base, "--threads", "1"] + data)
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let before = try Data(contentsOf: URL(fileURLWithPath: base))
+        let same = try h.run(["prune", "--checkpoint", base, "--method", "lowest", "--sparsity", "0.5", "--out", base])
+        XCTAssertNotEqual(same.status, 0)
+        XCTAssert(same.stderr.contains("is the checkpoint being pruned; give another file, or --force"), same.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: base)), before, "the input is untouched")
+        XCTAssertEqual(try h.run(["prune", "--checkpoint", base, "--method", "lowest", "--sparsity", "0.5", "--out", pruned]).status, 0)
+        let m = try h.run(["metrics", base, pruned, "--json", "--ap3", "gaussian:sigma2=1", "--ap3", "gaussian-diag:estimate=row"])
+        XCTAssertEqual(m.status, 0, m.stderr)
+        let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(m.stdout.utf8)) as? [[String: Any]])
+        let table = try h.run(["metrics", base, pruned, "--ap3", "gaussian:sigma2=1", "--ap3", "gaussian-diag:estimate=row"]).stdout
+        let columns = (table.split(separator: "\n").first ?? "").split(separator: " ").map(String.init).dropFirst()
+        XCTAssertGreaterThan(columns.count, 2)
+        XCTAssertEqual(rows.count, table.split(separator: "\n").count - 1, "one JSON row per table row")
+        for row in rows { for c in columns { XCTAssertNotNil(row[c], "\(row["layer"] ?? "?") lacks \(c)") } }
     }
 }
 

@@ -85,5 +85,22 @@ final class SweepFileTests: XCTestCase {
         }
         XCTAssertEqual(try Plan(try SweepFile.load(path: root.appendingPathComponent("Examples/quickstart.yaml").path)).entries.count, 26)
         XCTAssertEqual(try Plan(try SweepFile.load(path: root.appendingPathComponent("Examples/paper.yaml").path)).entries.count, 3 + 36)
+        XCTAssertNoThrow(try TaskFileKeys.check(String(contentsOf: root.appendingPathComponent("Examples/task-prune.yaml"), encoding: .utf8)))
+    }
+
+    /// A task file for `run-task` is held to the same standard: typos are named with their line.
+    func testTaskFileTyposAreRefusedWithTheirLine() {
+        let typos: [(String, String)] = [
+            ("kind: prune\ncheckpoint: a.safetensors\nprune: {method: lowest, sparsity: 0.5, sparsty: 0.3}", "line 3: prune.sparsty: unknown key 'sparsty' in prune"),
+            ("kind: prune\nprune:\n  method: lowest\n  fine_tune: {epoch: 3}\n", "line 4: prune.fine_tune.epoch: unknown key 'epoch' in prune.fine_tune"),
+            ("kind: baseline\nmodel: {architecture: lenet5, widht: 2}\n", "line 2: model.widht: unknown key 'widht' in model"),
+            ("kind: baseline\ndatadir: /tmp\n", "line 2: datadir: unknown key 'datadir'; allowed: checkpoint, data, data_dir"),
+            ("kind: baseline\ntraining: {epochs: -1}\n", "training.epochs"),
+        ]
+        for (yaml, expected) in typos {
+            var text = ""
+            do { try TaskFileKeys.check(yaml) } catch { text = "\(error)" }
+            XCTAssert(text.contains(expected), "\(yaml)\n→ \(text)")
+        }
     }
 }

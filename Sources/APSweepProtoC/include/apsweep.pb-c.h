@@ -629,10 +629,15 @@ struct  Apsweep__V1__StatusReply
    */
   uint32_t workers_total;
   char *journal;
+  /*
+   * Stored records that failed their checksum when the correlations were last computed (they
+   * are left out of them; `apsweep report` names each).
+   */
+  uint32_t damaged_records;
 };
 #define APSWEEP__V1__STATUS_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__status_reply__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /* Apsweep__V1__Envelope methods */
