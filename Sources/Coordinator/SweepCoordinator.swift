@@ -54,8 +54,8 @@ public final class SweepCoordinator {
     public let blobs: BlobStore
     public let config: CoordinatorConfig
     let scheduler: Scheduler
-    /// The ROUTER socket, read, decoded and written on a thread of its own.
-    let socket: RouterThread
+    /// The ROUTER socket, with status requests answered ahead of queued results.
+    let socket: RouterQueue
     let context: ZMQContext
     let authenticator: ZAPAuthenticator?
     let correlations: CorrelationService?
@@ -76,7 +76,6 @@ public final class SweepCoordinator {
         self.blobs = blobs
         self.config = config
         self.correlations = correlations
-        Self.largeBuffersAreMapped
         context = try ZMQContext()
         if config.curve != nil {
             let auth = try ZAPAuthenticator(context: context, allowedPublicKeys: config.allowedWorkerKeys)
@@ -87,14 +86,13 @@ public final class SweepCoordinator {
         }
         let router = try RouterEndpoint(context: context, bind: config.bind, curve: config.curve,
                                         maxFrameBytes: max(Codec.defaultMaxFrameBytes, config.scheduler.maxChunkBytes + (1 << 16)))
-        socket = try RouterThread(router: router)
+        socket = RouterQueue(router: router)
         var state = try journal.load()
         if state.sweepID.isEmpty { state.sweepID = String(UUID().uuidString.prefix(8)).lowercased() }
         scheduler = Scheduler(restoring: state, config: config.scheduler, now: nowMs())
         if try journal.meta("sweep_id") == nil { try journal.apply([.meta(key: "sweep_id", value: state.sweepID)]) }
         try journal.apply([.meta(key: "apsweep_version", value: apsweepVersion)])
         if config.retryFailed { scheduler.handle(.retryFailed, now: nowMs()) }
-        socket.start()
         _ = try commit()
         correlations?.start()
     }
@@ -127,10 +125,10 @@ public final class SweepCoordinator {
             var handled = 0
             var waited = false
             while handled < config.batchMessages && nowMs() - turn < config.batchMs {
-                guard let item = socket.next(timeoutMs: waited ? 0 : 50) else { break }
+                guard let incoming = socket.next(timeoutMs: waited ? 0 : 50) else { break }
                 waited = true
                 handled += 1
-                handle(item)
+                handle(incoming)
             }
             scheduler.handle(.tick, now: nowMs())
             if case let .storageFailed(why)? = try? commitOrFail() { return .storageFailed(why) }
@@ -149,24 +147,32 @@ public final class SweepCoordinator {
         }
     }
 
-    /// One item from the socket thread, handed to the scheduler (status requests are answered at
-    /// once: a status needs nothing committed first).
-    func handle(_ item: RouterThread.Item) {
-        switch item {
-        case let .incoming(.message(peer, envelope)):
+    /// One message, handed to the scheduler (status requests are answered at once: a status
+    /// needs nothing committed first).
+    func handle(_ incoming: Incoming) {
+        for line in socket.takeProblems() { log(line) }
+        switch incoming {
+        case let .message(peer, envelope):
             if case let .statusRequest(request) = envelope.message {
-                socket.send(.statusReply(decorate(scheduler.answerStatus(request, now: nowMs()))), to: peer)
+                send(.statusReply(decorate(scheduler.answerStatus(request, now: nowMs()))), to: peer)
             } else {
                 scheduler.handle(.message(peer: peer, envelope.message, incarnation: envelope.incarnation), now: nowMs())
             }
-        case let .incoming(.refused(peer, code, reason)):
+        case let .refused(peer, code, reason):
             scheduler.handle(.refused(peer: peer, code: code, reason: reason), now: nowMs())
-        case let .sendFailed(peer, message, unreachable):
-            scheduler.handle(.sendFailed(peer: peer, message: message, unreachable: unreachable), now: nowMs())
-        case let .log(line):
-            log(line)
         }
         runBlobIO()
+    }
+
+    /// Sends without blocking; a send that fails goes back to the scheduler (what that produces
+    /// goes with the next batch).
+    func send(_ message: Message, to peer: [UInt8]) {
+        let outcome: SendOutcome
+        do { outcome = try socket.send(message, to: peer) } catch {
+            log("cannot encode \(message.name): \(error)")
+            return
+        }
+        if outcome != .sent { scheduler.handle(.sendFailed(peer: peer, message: message, unreachable: outcome == .unreachable), now: nowMs()) }
     }
 
     /// Commits and sends; returns `.journalFailed` when the journal refused the batch.
@@ -181,15 +187,14 @@ public final class SweepCoordinator {
         }
     }
 
-    /// Applies the scheduler's effects: journal first, then sends (queued to the socket thread).
-    /// Returns whether the scheduler's work is over. A send that fails comes back from the socket
-    /// thread as an item for the scheduler.
+    /// Applies the scheduler's effects: journal first, then sends. Returns whether the
+    /// scheduler's work is over. A send that fails is fed back to the scheduler.
     @discardableResult
     func commit() throws -> Bool {
         let effects = scheduler.takeEffects()
         try journal.apply(effects.journal)
         for line in effects.logs { log(line) }
-        for (peer, message) in effects.sends { socket.send(decorated(message), to: peer) }
+        for (peer, message) in effects.sends { send(decorated(message), to: peer) }
         if !effects.journal.isEmpty, let onCommit { onCommit(scheduler.status(StatusRequest(maxWorkers: 1), now: nowMs()).counts ?? TaskCounts()) }
         return effects.finished
     }
@@ -219,13 +224,13 @@ public final class SweepCoordinator {
                 case let .serve(peer, hash, offset, maxBytes):
                     guard blobs.verify(hash) else {
                         scheduler.handle(.blobMissing(hash: hash, reason: blobs.contains(hash + ".corrupt") ? "corrupt" : "missing from \(blobs.directory)"), now: nowMs())
-                        socket.send(.reject(Reject(.unknownBlob, "checkpoint \(hash.prefix(12)) is not intact here; its baseline runs again")), to: peer)
+                        _ = try? socket.send(.reject(Reject(.unknownBlob, "checkpoint \(hash.prefix(12)) is not intact here; its baseline runs again")), to: peer)
                         continue
                     }
                     do {
                         let (data, total) = try blobs.read(hash, offset: offset, maxBytes: maxBytes)
                         let chunk = BlobChunk(hash: hash, offset: offset, totalSize: total, data: data, last: offset + UInt64(data.count) >= total)
-                        socket.send(.blobChunk(chunk), to: peer)
+                        _ = try socket.send(.blobChunk(chunk), to: peer)
                     } catch {
                         scheduler.handle(.blobMissing(hash: hash, reason: "unreadable: \(error)"), now: nowMs())
                     }
@@ -234,19 +239,9 @@ public final class SweepCoordinator {
         }
     }
 
-    /// Large buffers (result frames and their decoded records, ~100 KB each for a 200-epoch
-    /// task) are decoded on the socket thread and freed on this one, and glibc keeps what it
-    /// freed in per-thread arenas: at 3,100 such results RSS reached 480–650 MB for 50–120 MB of
-    /// live heap. A fixed 64 KiB mmap threshold (glibc otherwise raises it after the first large
-    /// free) maps and unmaps the frames, and `malloc_trim` every 10 s (3–25 ms, measured) gives
-    /// the arenas' free pages back: 390 MB. Process-wide; glibc only (no-ops elsewhere).
-    static let largeBuffersAreMapped: Void = {
-        typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
-        guard let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        let M_MMAP_THRESHOLD: Int32 = -3
-        _ = unsafeBitCast(f, to: MallOpt.self)(M_MMAP_THRESHOLD, 64 << 10)
-    }()
-
+    /// Gives the heap's free pages back to the system (glibc's malloc_trim; a no-op elsewhere),
+    /// every 10 s from the loop (3–25 ms measured). Startup (the plan, the journal's rows) and
+    /// the correlation passes free hundreds of MB at 100,000 tasks that glibc would otherwise keep.
     func returnFreedMemory() {
         typealias Trim = @convention(c) (Int) -> Int32
         if let trim = Self.mallocTrim { _ = unsafeBitCast(trim, to: Trim.self)(0) }
@@ -276,15 +271,15 @@ public final class SweepCoordinator {
     func linger() {
         let until = nowMs() + 200
         while nowMs() < until {
-            if let item = socket.next(timeoutMs: 20), case let .incoming(.message(peer, envelope)) = item, case let .statusRequest(request) = envelope.message {
-                socket.send(.statusReply(decorate(scheduler.answerStatus(request, now: nowMs()))), to: peer)
+            if let incoming = socket.next(timeoutMs: 20), case let .message(peer, envelope) = incoming, case let .statusRequest(request) = envelope.message {
+                send(.statusReply(decorate(scheduler.answerStatus(request, now: nowMs()))), to: peer)
             }
         }
     }
 
     func close() {
         correlations?.stop()
-        socket.stop()
+        socket.close()
         authenticator?.stop()
         context.close()
     }

@@ -3,21 +3,27 @@ import Coordinator
 import Foundation
 import BlobStore
 import Journal
+import Messages
 import Wire
 
 /// The coordinator's own figures: dispatch rate with the journal on, overhead on one-second
 /// tasks, and a real sweep's throughput with 2 workers against 1.
 struct BenchSweep: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sweep",
-        abstract: "Coordinator dispatch of no-op tasks (journal on), overhead on one-second tasks, and sweep throughput with 2 workers vs 1.")
+        abstract: "Coordinator dispatch of no-op tasks (journal on), status requests answered per second, overhead on one-second tasks, and sweep throughput with 2 workers vs 1.")
     @Option(help: "No-op tasks for the dispatch rate.") var dispatch = 5000
     @Option(help: "Worker processes for the dispatch rate.") var dispatchWorkers = 4
     @Option(help: "One-second tasks for the overhead figure (0 skips it).") var overheadTasks = 100
     @Option(help: "A sweep file for the 2-vs-1-worker throughput (none skips it).") var throughput = "Examples/quickstart.yaml"
+    @Option(help: "Seconds of pipelined status requests for the status rate (0 skips it).") var statusSeconds = 3.0
 
     func run() throws {
         let rate = try noopRun(tasks: dispatch, sleepMs: 0, workers: dispatchWorkers)
         print(String(format: "dispatch: %d no-op tasks through %d worker processes, journal on (WAL): %.0f tasks/s (%.2f s)", dispatch, dispatchWorkers, Double(dispatch) / rate, rate))
+        if statusSeconds > 0 {
+            let (rate, answered) = try statusRate(seconds: statusSeconds)
+            print(String(format: "status: %.0f StatusRequests/s answered (%d in %.1f s, 64 in flight, a coordinator holding 10,000 queued tasks)", rate, answered, statusSeconds))
+        }
         if overheadTasks > 0 {
             let wall = try noopRun(tasks: overheadTasks, sleepMs: 1000, workers: 2)
             let ideal = Double(overheadTasks) / 2
@@ -63,6 +69,45 @@ struct BenchSweep: ParsableCommand {
         return Double(last - first) / 1000
     }
 
+    /// StatusRequests answered per second by a coordinator (10,000 queued no-op tasks, no
+    /// workers), with 64 requests in flight from one client.
+    private func statusRate(seconds: Double) throws -> (Double, Int) {
+        let dir = NSTemporaryDirectory() + "apsweep-bench-status-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try SweepJournal.openForWriting(dir + "/sweep.db")
+        defer { journal.close() }
+        try journal.storePlan(try Plan.noop(count: 10_000, sleepMs: 0).planned, pins: [:], sweepText: "noop", sweepID: "bench")
+        var config = CoordinatorConfig(bind: "tcp://127.0.0.1:*")
+        config.scheduler.exitWhenDone = false
+        let coordinator = try SweepCoordinator(journal: journal, blobs: try BlobStore(directory: dir + "/blobs"), config: config)
+        let stop = StopFlag()
+        let loop = Thread { _ = coordinator.run(stop: { stop.isSet ? "benchmark over" : nil }) }
+        loop.start()
+        defer {
+            stop.set()
+            while !loop.isFinished { usleep(10_000) }
+        }
+        let context = try ZMQContext()
+        defer { context.close() }
+        let client = try DealerEndpoint(context: context, connect: coordinator.endpoint)
+        defer { client.socket.close() }
+        var inFlight = 0, answered = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            while inFlight < 64 {
+                _ = try client.send(.statusRequest(StatusRequest(maxWorkers: 10)))
+                inFlight += 1
+            }
+            if case .statusReply? = try client.receive(timeoutMs: 100)?.message {
+                inFlight -= 1
+                answered += 1
+            }
+        }
+        return (Double(answered) / Date().timeIntervalSince(start), answered)
+    }
+
     private func timedSweep(workers: Int, threads: Int) throws -> Double {
         let dir = NSTemporaryDirectory() + "apsweep-bench-throughput-\(getpid())-\(workers)-\(threads)"
         try? FileManager.default.removeItem(atPath: dir)
@@ -77,4 +122,12 @@ struct BenchSweep: ParsableCommand {
         guard p.terminationStatus == 0 else { throw CLIError("the sweep with \(workers) worker(s) failed") }
         return Date().timeIntervalSince(start)
     }
+}
+
+/// A flag one thread sets and another reads.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
 }
