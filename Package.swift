@@ -47,10 +47,12 @@ let package = Package(
         .target(name: "Plot", swiftSettings: optimize),
         // Aggregation, statistics, the paper's claims with verdicts, results.csv, summary.json, report.html.
         .target(name: "Analysis", dependencies: ["Journal", "Experiment", "Records", "Plot"], swiftSettings: optimize),
-        .target(name: "Coordinator", dependencies: ["Wire", "Scheduling", "Journal", "BlobStore", "Experiment", "Analysis", "Datasets", "NeuralCore",
+        .target(name: "Coordinator", dependencies: ["Wire", "Scheduling", "Journal", "BlobStore", "Experiment", "Analysis", "Datasets", "NeuralCore", "Autoscaling",
                                                   .product(name: "Yams", package: "Yams")], swiftSettings: optimize),
         // The worker's side of the protocol as a pure state machine.
         .target(name: "WorkerProtocol", dependencies: ["Messages", "Records"], swiftSettings: optimize),
+        // The worker pool's autoscaling policy (pure: decisions from a view and the time).
+        .target(name: "Autoscaling", swiftSettings: optimize),
         // A deterministic simulation of the Scheduler and WorkerSession under injected faults.
         .target(name: "Simulation", dependencies: ["Scheduling", "WorkerProtocol", "Messages", "Records", "Digest"], swiftSettings: optimize),
         .target(name: "Worker", dependencies: ["Wire", "Messages", "WorkerProtocol", "Experiment", "BlobStore", "Datasets", "NeuralCore", "Digest"], swiftSettings: optimize),
@@ -58,7 +60,7 @@ let package = Package(
             name: "apsweep",
             dependencies: [
                 "NeuralCore", "Datasets", "Compression", "Experiment", "Wire", "Messages", "Scheduling", "Journal", "Analysis",
-                "Coordinator", "Worker", "WorkerProtocol", "Digest", "Records", "BlobStore", "Simulation",
+                "Coordinator", "Worker", "WorkerProtocol", "Digest", "Records", "BlobStore", "Simulation", "Autoscaling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -72,6 +74,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Journal", "Scheduling", "Records", "Messages", "Experiment", "Plot", "Coordinator"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Experiment", "Datasets", "NeuralCore", "Wire", "Messages", "Journal", "Scheduling", "Analysis", "BlobStore", "CSQLite"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
+        .testTarget(name: "AutoscalingTests", dependencies: ["Autoscaling"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Compression", "Datasets", "NeuralCore", "Records"]),
     ],
     swiftLanguageModes: [.v5]

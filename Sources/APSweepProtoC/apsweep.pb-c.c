@@ -1177,6 +1177,51 @@ void   apsweep__v1__correlation_info__free_unpacked
   assert(message->base.descriptor == &apsweep__v1__correlation_info__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   apsweep__v1__pool_status__init
+                     (Apsweep__V1__PoolStatus         *message)
+{
+  static const Apsweep__V1__PoolStatus init_value = APSWEEP__V1__POOL_STATUS__INIT;
+  *message = init_value;
+}
+size_t apsweep__v1__pool_status__get_packed_size
+                     (const Apsweep__V1__PoolStatus *message)
+{
+  assert(message->base.descriptor == &apsweep__v1__pool_status__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t apsweep__v1__pool_status__pack
+                     (const Apsweep__V1__PoolStatus *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &apsweep__v1__pool_status__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t apsweep__v1__pool_status__pack_to_buffer
+                     (const Apsweep__V1__PoolStatus *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &apsweep__v1__pool_status__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Apsweep__V1__PoolStatus *
+       apsweep__v1__pool_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Apsweep__V1__PoolStatus *)
+     protobuf_c_message_unpack (&apsweep__v1__pool_status__descriptor,
+                                allocator, len, data);
+}
+void   apsweep__v1__pool_status__free_unpacked
+                     (Apsweep__V1__PoolStatus *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &apsweep__v1__pool_status__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   apsweep__v1__status_reply__init
                      (Apsweep__V1__StatusReply         *message)
 {
@@ -3658,7 +3703,136 @@ const ProtobufCMessageDescriptor apsweep__v1__correlation_info__descriptor =
   (ProtobufCMessageInit) apsweep__v1__correlation_info__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descriptors[13] =
+static const ProtobufCFieldDescriptor apsweep__v1__pool_status__field_descriptors[8] =
+{
+  {
+    "launcher",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__PoolStatus, launcher),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wanted",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__PoolStatus, wanted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "submitted",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__PoolStatus, submitted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__PoolStatus, pending),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "running",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__PoolStatus, running),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "draining",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__PoolStatus, draining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending_reasons",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Apsweep__V1__PoolStatus, n_pending_reasons),
+    offsetof(Apsweep__V1__PoolStatus, pending_reasons),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_decision",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__PoolStatus, last_decision),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned apsweep__v1__pool_status__field_indices_by_name[] = {
+  5,   /* field[5] = draining */
+  7,   /* field[7] = last_decision */
+  0,   /* field[0] = launcher */
+  3,   /* field[3] = pending */
+  6,   /* field[6] = pending_reasons */
+  4,   /* field[4] = running */
+  2,   /* field[2] = submitted */
+  1,   /* field[1] = wanted */
+};
+static const ProtobufCIntRange apsweep__v1__pool_status__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor apsweep__v1__pool_status__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "apsweep.v1.PoolStatus",
+  "PoolStatus",
+  "Apsweep__V1__PoolStatus",
+  "apsweep.v1",
+  sizeof(Apsweep__V1__PoolStatus),
+  8,
+  apsweep__v1__pool_status__field_descriptors,
+  apsweep__v1__pool_status__field_indices_by_name,
+  1,  apsweep__v1__pool_status__number_ranges,
+  (ProtobufCMessageInit) apsweep__v1__pool_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descriptors[14] =
 {
   {
     "sweep_id",
@@ -3816,6 +3990,18 @@ static const ProtobufCFieldDescriptor apsweep__v1__status_reply__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pool",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Apsweep__V1__StatusReply, pool),
+    &apsweep__v1__pool_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned apsweep__v1__status_reply__field_indices_by_name[] = {
   4,   /* field[4] = correlations */
@@ -3826,6 +4012,7 @@ static const unsigned apsweep__v1__status_reply__field_indices_by_name[] = {
   5,   /* field[5] = eta_seconds */
   11,   /* field[11] = journal */
   7,   /* field[7] = late_results_dropped */
+  13,   /* field[13] = pool */
   3,   /* field[3] = recent_failures */
   0,   /* field[0] = sweep_id */
   6,   /* field[6] = uptime_ms */
@@ -3835,7 +4022,7 @@ static const unsigned apsweep__v1__status_reply__field_indices_by_name[] = {
 static const ProtobufCIntRange apsweep__v1__status_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor apsweep__v1__status_reply__descriptor =
 {
@@ -3845,7 +4032,7 @@ const ProtobufCMessageDescriptor apsweep__v1__status_reply__descriptor =
   "Apsweep__V1__StatusReply",
   "apsweep.v1",
   sizeof(Apsweep__V1__StatusReply),
-  13,
+  14,
   apsweep__v1__status_reply__field_descriptors,
   apsweep__v1__status_reply__field_indices_by_name,
   1,  apsweep__v1__status_reply__number_ranges,

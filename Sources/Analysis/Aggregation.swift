@@ -195,6 +195,14 @@ public struct Aggregation {
         try journal.forEachRecord(tasks: sampled, { i, r in
             read += 1
             if read & 4095 == 0, let shouldStop, shouldStop() { throw Cancelled() }
+            // Nothing is sized from a stored number: an epoch the task cannot have (a hostile or
+            // damaged journal) is named, not used.
+            guard let range = tasks[i].task.epochs, range.contains(r.epoch) else {
+                let planned = tasks[i].task.epochs.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "none"
+                damaged.append(SweepJournal.DamagedRecord(task: i, taskID: tasks[i].task.id, epoch: r.epoch,
+                                                          reason: "epoch \(r.epoch) is outside the task's epochs (\(planned))"))
+                return
+            }
             guard let spec = specs[i] else { return }
             if spec.kind == .baseline {
                 baselineTests[i, default: []].append((r.epoch, r.testAccuracy))

@@ -1,3 +1,4 @@
+import Autoscaling
 import BlobStore
 import Foundation
 import Journal
@@ -59,6 +60,10 @@ public final class SweepCoordinator {
     let context: ZMQContext
     let authenticator: ZAPAuthenticator?
     let correlations: CorrelationService?
+    /// The worker pool's autoscaler (`--autoscale`), if any: the loop publishes its view and
+    /// carries out its drains and journal events.
+    public var autoscale: AutoscaleService?
+    private var lastPoolViewMs: Int64 = 0
     /// Lines the coordinator logs (stderr by default).
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(("coordinator: " + $0 + "\n").utf8)) }
     /// Called after every committed batch with the current counts (live progress in the CLI).
@@ -114,9 +119,17 @@ public final class SweepCoordinator {
     /// (SIGINT/SIGTERM), or the journal fails.
     public func run(stop: () -> String? = { nil }) -> CoordinatorOutcome {
         defer { close() }
+        autoscale?.start()
         while true {
             if let reason = stop() ?? storageFailure {
                 scheduler.handle(.stop(reason: reason), now: nowMs())
+                if let a = autoscale {
+                    // A clean stop ends the jobs it launched too (their workers are told to go).
+                    var view = poolView()
+                    view.finished = true
+                    a.finish(view)
+                    serveAutoscaler()
+                }
                 if case let .storageFailed(why)? = try? commitOrFail() { return .storageFailed(why) }
                 linger()
                 return storageFailure.map { .storageFailed($0) } ?? .stopped(reason: reason)
@@ -131,6 +144,7 @@ public final class SweepCoordinator {
                 handle(incoming)
             }
             scheduler.handle(.tick, now: nowMs())
+            serveAutoscaler()
             if case let .storageFailed(why)? = try? commitOrFail() { return .storageFailed(why) }
             if nowMs() - lastCheckpointMs > config.checkpointEveryMs {
                 journal.checkpoint()
@@ -141,6 +155,12 @@ public final class SweepCoordinator {
                 lastTrimMs = nowMs()
             }
             if finished {
+                if let a = autoscale {
+                    // Every job the autoscaler still holds is ended, and journaled, before exit.
+                    a.finish(poolView())
+                    serveAutoscaler()
+                    _ = try? commitOrFail()
+                }
                 linger()
                 return .complete(done: scheduler.count(.done), failed: scheduler.count(.failed))
             }
@@ -173,6 +193,27 @@ public final class SweepCoordinator {
             return
         }
         if outcome != .sent { scheduler.handle(.sendFailed(peer: peer, message: message, unreachable: outcome == .unreachable), now: nowMs()) }
+    }
+
+    /// What the autoscaler decides from: waiting tasks, the sweep's end, every worker's state.
+    func poolView() -> PoolView {
+        PoolView(waiting: scheduler.waitingCount, finished: scheduler.isFinished, workers: scheduler.workerStates())
+    }
+
+    /// Publishes the pool's view (about once a second) and applies what the autoscaler asked.
+    func serveAutoscaler() {
+        guard let a = autoscale else { return }
+        if nowMs() - lastPoolViewMs >= 1000 {
+            a.publish(poolView())
+            lastPoolViewMs = nowMs()
+        }
+        for line in a.takeLog() { log(line) }
+        for r in a.takeRequests() {
+            switch r {
+            case let .drain(worker, reason): scheduler.handle(.drain(worker: worker, reason: reason), now: nowMs())
+            case let .note(kind, worker, detail): scheduler.handle(.note(kind: kind, worker: worker, detail: detail), now: nowMs())
+            }
+        }
     }
 
     /// Commits and sends; returns `.journalFailed` when the journal refused the batch.
@@ -259,6 +300,7 @@ public final class SweepCoordinator {
     func decorate(_ reply: StatusReply) -> StatusReply {
         var r = reply
         r.journal = journal.path
+        if let a = autoscale { r.pool = a.status() }
         if let latest = correlations?.latest() {
             r.correlations = latest.correlations
             r.damagedRecords = UInt32(clamping: latest.damagedRecords)
@@ -279,6 +321,7 @@ public final class SweepCoordinator {
 
     func close() {
         correlations?.stop()
+        autoscale?.stop()
         socket.close()
         authenticator?.stop()
         context.close()

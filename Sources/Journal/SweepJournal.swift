@@ -267,6 +267,9 @@ public final class SweepJournal: JournalStore {
     public struct DamagedRecord: Sendable, Equatable, CustomStringConvertible {
         public var task: Int, taskID: String, epoch: Int, reason: String
         public var description: String { "record of task \(taskID) epoch \(epoch): \(reason)" }
+        public init(task: Int, taskID: String, epoch: Int, reason: String) {
+            self.task = task; self.taskID = taskID; self.epoch = epoch; self.reason = reason
+        }
     }
 
     /// Every stored record in (task, epoch) order, one at a time (the whole journal is never in

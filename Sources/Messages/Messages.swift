@@ -213,6 +213,13 @@ public struct CorrelationInfo: Sendable, Equatable {
     public init() {}
 }
 
+/// The autoscaler's pool as status shows it.
+public struct PoolStatus: Sendable, Equatable {
+    public var launcher = "", wanted: UInt32 = 0, submitted: UInt32 = 0, pending: UInt32 = 0, running: UInt32 = 0, draining: UInt32 = 0
+    public var pendingReasons: [String] = [], lastDecision = ""
+    public init() {}
+}
+
 public struct StatusReply: Sendable, Equatable {
     public var sweepID = "", counts: TaskCounts?, workers: [WorkerStatus] = [], recentFailures: [FailureInfo] = []
     public var correlations: [CorrelationInfo] = [], etaSeconds = 0.0, uptimeMs: UInt64 = 0, lateResultsDropped: UInt64 = 0
@@ -221,6 +228,8 @@ public struct StatusReply: Sendable, Equatable {
     public var correlationsAgeMs: UInt64 = 0, workersTotal: UInt32 = 0, journal = ""
     /// Stored records that failed their checksum at the last correlation pass.
     public var damagedRecords: UInt32 = 0
+    /// The autoscaler's pool (nil without one).
+    public var pool: PoolStatus?
     public init() {}
 
     public static func == (a: StatusReply, b: StatusReply) -> Bool {
@@ -228,7 +237,7 @@ public struct StatusReply: Sendable, Equatable {
             && a.correlations == b.correlations && a.etaSeconds == b.etaSeconds && a.uptimeMs == b.uptimeMs
             && a.lateResultsDropped == b.lateResultsDropped && a.counters.map(\.name) == b.counters.map(\.name)
             && a.counters.map(\.value) == b.counters.map(\.value) && a.correlationsAgeMs == b.correlationsAgeMs
-            && a.workersTotal == b.workersTotal && a.journal == b.journal && a.damagedRecords == b.damagedRecords
+            && a.workersTotal == b.workersTotal && a.journal == b.journal && a.damagedRecords == b.damagedRecords && a.pool == b.pool
     }
 
     /// The counter of this name (0 when absent).

@@ -46,6 +46,9 @@ public enum SchedulerEvent: Sendable {
     case retryFailed
     /// Release this worker (the autoscaler's scale-down): no more tasks, Shutdown when idle.
     case drain(worker: String, reason: String)
+    /// Journal an event decided outside the scheduler (the autoscaler's launches and ends), so
+    /// that the journal keeps one writer and a restarted coordinator finds it.
+    case note(kind: String, worker: String?, detail: String)
 }
 
 /// File work the coordinator's shell does for the scheduler, right after the call that asked for
@@ -237,6 +240,7 @@ public final class Scheduler {
         case let .stop(reason): stop(reason, now: now)
         case .retryFailed: retryFailed(now: now)
         case let .drain(worker, reason): drain(worker, reason, now: now)
+        case let .note(kind, worker, detail): journal(.event(JournalEvent(atMs: now, task: nil, worker: worker, kind: kind, detail: detail)))
         }
     }
 

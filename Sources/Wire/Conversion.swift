@@ -177,6 +177,14 @@ extension Codec {
             p.pointee.correlations_age_ms = m.correlationsAgeMs
             p.pointee.workers_total = m.workersTotal
             p.pointee.damaged_records = m.damagedRecords
+            if let pool = m.pool {
+                let q: UnsafeMutablePointer<Apsweep__V1__PoolStatus> = a.message(apsweep__v1__pool_status__init)
+                q.pointee.launcher = a.string(pool.launcher); q.pointee.wanted = pool.wanted; q.pointee.submitted = pool.submitted
+                q.pointee.pending = pool.pending; q.pointee.running = pool.running; q.pointee.draining = pool.draining
+                (q.pointee.n_pending_reasons, q.pointee.pending_reasons) = a.strings(pool.pendingReasons)
+                q.pointee.last_decision = a.string(pool.lastDecision)
+                p.pointee.pool = q
+            }
             p.pointee.journal = a.string(m.journal)
             env.pointee.body_case = APSWEEP__V1__ENVELOPE__BODY_STATUS_REPLY
             env.pointee.status_reply = p
@@ -346,6 +354,13 @@ extension Codec {
             r.counters = try items(m.n_counters, m.counters) { (name: text($0.name), value: $0.value) }
             r.correlationsAgeMs = m.correlations_age_ms; r.workersTotal = m.workers_total; r.journal = text(m.journal)
             r.damagedRecords = m.damaged_records
+            if let q = m.pool?.pointee {
+                var pool = PoolStatus()
+                pool.launcher = text(q.launcher); pool.wanted = q.wanted; pool.submitted = q.submitted; pool.pending = q.pending
+                pool.running = q.running; pool.draining = q.draining; pool.pendingReasons = textArray(q.n_pending_reasons, q.pending_reasons)
+                pool.lastDecision = text(q.last_decision)
+                r.pool = pool
+            }
             return .statusReply(r)
         default:
             throw WireError.emptyBody

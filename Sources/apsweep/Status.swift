@@ -83,6 +83,12 @@ struct StatusCommand: ParsableCommand {
         for k in r.correlations {
             out += String(format: "  %@ ~ %@ (%@, %@): %.3f [%.3f, %.3f] n=%d\n", k.metric, k.target, k.method, k.scope, k.value, k.ciLow, k.ciHigh, Int(k.points))
         }
+        if let p = r.pool {
+            out += "pool (\(p.launcher)): wanted \(p.wanted), submitted \(p.submitted), pending \(p.pending)"
+                + (p.pendingReasons.isEmpty ? "" : " (\(p.pendingReasons.joined(separator: ", ")))")
+                + ", running \(p.running), draining \(p.draining)\n"
+            if !p.lastDecision.isEmpty { out += "  last decision: \(p.lastDecision)\n" }
+        }
         if r.lateResultsDropped > 0 { out += "late results dropped: \(r.lateResultsDropped)\n" }
         if r.damagedRecords > 0 {
             out += "WARNING: \(r.damagedRecords) stored record(s) failed their checksum and are left out of the correlations; `apsweep report \(r.journal.isEmpty ? "JOURNAL" : r.journal)` names them\n"
@@ -97,6 +103,8 @@ struct StatusCommand: ParsableCommand {
                 "workers": r.workers.map { ["id": $0.workerID, "host": $0.host, "cores": $0.cores, "state": $0.state, "task": $0.currentTask,
                                             "epoch": $0.epoch, "heartbeat_age_ms": $0.heartbeatAgeMs, "tasks_done": $0.tasksDone] },
                 "recent_failures": r.recentFailures.map { ["task": $0.taskID, "worker": $0.workerID, "reason": $0.reason, "attempt": $0.attempt, "at_ms": $0.atUnixMs] },
+                "pool": r.pool.map { p -> Any in ["launcher": p.launcher, "wanted": p.wanted, "submitted": p.submitted, "pending": p.pending, "running": p.running,
+                                                  "draining": p.draining, "pending_reasons": p.pendingReasons, "last_decision": p.lastDecision] } ?? NSNull(),
                 "workers_total": r.workersTotal, "journal": r.journal, "damaged_records": r.damagedRecords, "correlations_age_ms": r.correlationsAgeMs,
                 "correlations": r.correlations.map { ["metric": $0.metric, "target": $0.target, "method": $0.method, "scope": $0.scope, "value": $0.value,
                                                       "ci_low": $0.ciLow, "ci_high": $0.ciHigh, "points": $0.points] }]

@@ -176,6 +176,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Lease length, renewed by heartbeats (ms).") var leaseMs: Int64 = 15000
     @OptionGroup var journalOptions: JournalOptions
     @OptionGroup var security: SecurityOptions
+    @OptionGroup(title: "Autoscaling") var autoscaling: AutoscaleOptions
 
     func validate() throws {
         try security.validate(coordinator: true)
@@ -205,7 +206,12 @@ struct CoordinatorCommand: ParsableCommand {
             print("CurveZMQ on: \(config.allowedWorkerKeys.count) worker key(s) allowed")
         }
         let coordinator = try run.coordinator(config)
-        print("apsweep coordinator: sweep \(sweep.name), \(coordinator.taskCount) tasks, journal \(journal), listening on \(coordinator.endpoint)")
+        do {
+            coordinator.autoscale = try autoscaling.service(journal: run.journal, sweepID: try run.journal.meta("sweep_id") ?? sweep.name,
+                                                            boundEndpoint: coordinator.endpoint, runDirectory: directory.isEmpty ? "." : directory, security: security)
+        } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
+        print("apsweep coordinator: sweep \(sweep.name), \(coordinator.taskCount) tasks, journal \(journal), listening on \(coordinator.endpoint)"
+              + (autoscaling.autoscale.map { ", autoscaling with \($0.rawValue) up to \(autoscaling.maxWorkers) workers (they connect to \(autoscaling.endpoint(bound: coordinator.endpoint)))" } ?? ""))
         let outcome = coordinator.run(stop: stopReason)
         try finish(outcome, run: run, command: "apsweep coordinator \(file) --journal \(journal)", stopExitsZero: true)
     }

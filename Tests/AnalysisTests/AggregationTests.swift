@@ -87,6 +87,15 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(csv.split(separator: "\n").count, 1 + 9 * 4, "header + 9 tasks × 4 epochs")
         XCTAssert(csv.split(separator: "\n")[0].contains("ap3[gaussian:sigma2=1]"))
         XCTAssert(csv.split(separator: "\n")[0].contains("learning_rate"), "the record's fields by their table names")
+        // A record stored under an epoch the task cannot have (4294967293: a hostile or damaged
+        // journal) is named as damaged; nothing is sized from it.
+        let open = b.plan.entries.indices.first { b.plan.entries[$0].task.kind == .prune && b.plan.entries[$0].task.seed == 2 }!
+        try b.journal.apply([.records(task: open, records: [JournalBuilder.record(epoch: 50, ap2: 1, pdTest: 1),
+                                                            JournalBuilder.record(epoch: 4_294_967_293, ap2: 1, pdTest: 1)], replace: false)])
+        let withHostile = try Aggregation(journal: b.journal, resamples: 100)
+        XCTAssertEqual(withHostile.damaged.map(\.epoch), [50, 4_294_967_293])
+        XCTAssert(withHostile.damaged.first?.reason.contains("outside the task's epochs (0…3)") == true, "\(withHostile.damaged)")
+        XCTAssert(withHostile.damaged.last?.reason.contains("4294967293") == true, "\(withHostile.damaged)")
         // An empty journal: every claim lacks data, nothing crashes.
         let empty = try JournalBuilder(Self.sweep)
         XCTAssert(try Aggregation(journal: empty.journal).claims().allSatisfy { $0.verdict == .notEnoughData })

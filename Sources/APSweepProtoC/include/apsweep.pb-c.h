@@ -41,6 +41,7 @@ typedef struct Apsweep__V1__TaskCounts Apsweep__V1__TaskCounts;
 typedef struct Apsweep__V1__WorkerStatus Apsweep__V1__WorkerStatus;
 typedef struct Apsweep__V1__FailureInfo Apsweep__V1__FailureInfo;
 typedef struct Apsweep__V1__CorrelationInfo Apsweep__V1__CorrelationInfo;
+typedef struct Apsweep__V1__PoolStatus Apsweep__V1__PoolStatus;
 typedef struct Apsweep__V1__StatusReply Apsweep__V1__StatusReply;
 
 
@@ -604,6 +605,39 @@ struct  Apsweep__V1__CorrelationInfo
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
+/*
+ * The autoscaler's pool (absent without --autoscale).
+ */
+struct  Apsweep__V1__PoolStatus
+{
+  ProtobufCMessage base;
+  /*
+   * "slurm" or "exec"
+   */
+  char *launcher;
+  /*
+   * workers the queue asks for (within min…max)
+   */
+  uint32_t wanted;
+  /*
+   * jobs held: pending + running + draining
+   */
+  uint32_t submitted;
+  uint32_t pending;
+  uint32_t running;
+  uint32_t draining;
+  /*
+   * Slurm's reasons (Resources, Priority, …)
+   */
+  size_t n_pending_reasons;
+  char **pending_reasons;
+  char *last_decision;
+};
+#define APSWEEP__V1__POOL_STATUS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__pool_status__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string }
+
+
 struct  Apsweep__V1__StatusReply
 {
   ProtobufCMessage base;
@@ -634,10 +668,11 @@ struct  Apsweep__V1__StatusReply
    * are left out of them; `apsweep report` names each).
    */
   uint32_t damaged_records;
+  Apsweep__V1__PoolStatus *pool;
 };
 #define APSWEEP__V1__STATUS_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&apsweep__v1__status_reply__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, NULL }
 
 
 /* Apsweep__V1__Envelope methods */
@@ -1134,6 +1169,25 @@ Apsweep__V1__CorrelationInfo *
 void   apsweep__v1__correlation_info__free_unpacked
                      (Apsweep__V1__CorrelationInfo *message,
                       ProtobufCAllocator *allocator);
+/* Apsweep__V1__PoolStatus methods */
+void   apsweep__v1__pool_status__init
+                     (Apsweep__V1__PoolStatus         *message);
+size_t apsweep__v1__pool_status__get_packed_size
+                     (const Apsweep__V1__PoolStatus   *message);
+size_t apsweep__v1__pool_status__pack
+                     (const Apsweep__V1__PoolStatus   *message,
+                      uint8_t             *out);
+size_t apsweep__v1__pool_status__pack_to_buffer
+                     (const Apsweep__V1__PoolStatus   *message,
+                      ProtobufCBuffer     *buffer);
+Apsweep__V1__PoolStatus *
+       apsweep__v1__pool_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   apsweep__v1__pool_status__free_unpacked
+                     (Apsweep__V1__PoolStatus *message,
+                      ProtobufCAllocator *allocator);
 /* Apsweep__V1__StatusReply methods */
 void   apsweep__v1__status_reply__init
                      (Apsweep__V1__StatusReply         *message);
@@ -1233,6 +1287,9 @@ typedef void (*Apsweep__V1__FailureInfo_Closure)
 typedef void (*Apsweep__V1__CorrelationInfo_Closure)
                  (const Apsweep__V1__CorrelationInfo *message,
                   void *closure_data);
+typedef void (*Apsweep__V1__PoolStatus_Closure)
+                 (const Apsweep__V1__PoolStatus *message,
+                  void *closure_data);
 typedef void (*Apsweep__V1__StatusReply_Closure)
                  (const Apsweep__V1__StatusReply *message,
                   void *closure_data);
@@ -1270,6 +1327,7 @@ extern const ProtobufCMessageDescriptor apsweep__v1__task_counts__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__worker_status__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__failure_info__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__correlation_info__descriptor;
+extern const ProtobufCMessageDescriptor apsweep__v1__pool_status__descriptor;
 extern const ProtobufCMessageDescriptor apsweep__v1__status_reply__descriptor;
 
 PROTOBUF_C__END_DECLS
