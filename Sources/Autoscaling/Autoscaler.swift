@@ -14,6 +14,9 @@ public struct AutoscaleConfig: Sendable, Equatable {
     /// After a launch that failed: wait this long, doubling up to `maxBackoffMs`.
     public var backoffMs: Int64 = 10_000
     public var maxBackoffMs: Int64 = 300_000
+    /// At the sweep's end running workers are told to go and their jobs end by themselves; a
+    /// job still running this long after is cancelled (pending ones at once).
+    public var finishGraceMs: Int64 = 10_000
     public init() {}
 }
 
@@ -80,7 +83,8 @@ public struct PoolSummary: Sendable, Equatable {
 /// `decisionIntervalMs`, none during a failure's backoff). A worker of ours idle past
 /// `idleTimeoutMs` with nothing waiting is drained, down to `minWorkers`. A job pending past
 /// `pendingLimitMs` is reported once and still counted (it is not resubmitted). When the sweep
-/// is over every job of ours that has not ended is cancelled. Restarted with the jobs it had,
+/// is over pending jobs are cancelled, and running ones whose worker has not gone (it is told
+/// Shutdown) within `finishGraceMs`. Restarted with the jobs it had,
 /// it launches none twice.
 public struct Autoscaler: Sendable {
     public let config: AutoscaleConfig
@@ -94,6 +98,7 @@ public struct Autoscaler: Sendable {
     private var backoffUntilMs: Int64 = .min
     private var backoff: Int64 = 0
     private var launching = false
+    private var finishedAtMs: Int64?
     private var serial: Int
     public private(set) var lastDecision = ""
     public private(set) var lastError: String?
@@ -116,8 +121,10 @@ public struct Autoscaler: Sendable {
             if view.workers[worker] == "idle" { idleSince[worker] = idleSince[worker] ?? now } else { idleSince[worker] = nil }
         }
         if view.finished {
-            for j in live where !j.stopping {
-                out.append(.cancel(job: j.id, reason: "sweep complete"))
+            let since = finishedAtMs ?? now
+            finishedAtMs = since
+            for j in live where !j.stopping && (j.state != .running || now - since >= config.finishGraceMs) {
+                out.append(.cancel(job: j.id, reason: j.state == .running ? "still running \((now - since) / 1000) s after the sweep's end" : "sweep complete"))
                 mark(j.id) { $0.stopping = true }
             }
             if !out.isEmpty { lastDecision = "sweep complete: ending \(out.count) job(s)" }
@@ -201,6 +208,9 @@ public struct Autoscaler: Sendable {
         jobs.removeAll { $0.state == .ended }
         return ended
     }
+
+    /// Jobs not seen to end yet.
+    public var liveCount: Int { live.count }
 
     /// The next worker number (journaled, so a restarted coordinator never reuses an id).
     public var nextSerial: Int { serial }

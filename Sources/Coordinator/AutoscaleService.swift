@@ -98,12 +98,31 @@ public final class AutoscaleService: @unchecked Sendable {
         t.start()
     }
 
-    /// At the sweep's end (from the loop): one more pass that ends every job still held, then
-    /// the thread stops. Waits at most `timeoutMs`.
-    public func finish(_ view: PoolView, timeoutMs: Int64 = 10_000) {
+    /// At the sweep's end (from the loop, which runs on): passes every 500 ms until each job
+    /// held has ended — by itself (its worker was told Shutdown), or cancelled (pending at once,
+    /// running after the grace). `isFinished` says when.
+    public func beginFinish() {
+        lock.lock(); finished = true; lock.unlock()
+    }
+
+    /// How long the loop waits for `isFinished` at most.
+    public var finishBudgetMs: Int64 { autoscaler.config.finishGraceMs + 5_000 }
+
+    public var isFinished: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return finished && autoscaler.liveCount == 0
+    }
+
+    /// At a clean stop (the loop stops with it): the same as the sweep's end, carried out here,
+    /// within the budget.
+    public func finish(_ view: PoolView) {
+        stop()
         lock.lock(); self.view = view; finished = true; lock.unlock()
-        step(now: nowMs())
-        stop(timeoutMs: timeoutMs)
+        let deadline = nowMs() + finishBudgetMs
+        while !isFinished && nowMs() < deadline {
+            step(now: nowMs())
+            if !isFinished { usleep(500_000) }
+        }
     }
 
     public func stop(timeoutMs: Int64 = 10_000) {
@@ -117,8 +136,11 @@ public final class AutoscaleService: @unchecked Sendable {
     private func serve() {
         while !isStopping {
             step(now: nowMs())
+            // Until the loop's first view arrives, look again soon: the first launch is not
+            // held back by a whole period.
+            lock.lock(); let pause = view == nil ? 50 : finished ? min(everyMs, 500) : everyMs; lock.unlock()
             var slept: Int64 = 0
-            while slept < everyMs && !isStopping { usleep(50_000); slept += 50 }
+            while slept < pause && !isStopping { usleep(50_000); slept += 50 }
         }
     }
 
@@ -132,7 +154,10 @@ public final class AutoscaleService: @unchecked Sendable {
         var scaler = autoscaler
         lock.unlock()
         var out: [Request] = [], lines: [String] = []
-        if let exec = launcher as? ExecLauncher { exec.registered = { view.workers[$0] != nil && !["dead", "drained"].contains(view.workers[$0]!) } }
+        if let exec = launcher as? ExecLauncher {
+            exec.registered = { view.workers[$0] != nil && !["dead", "drained"].contains(view.workers[$0]!) }
+            exec.sweepOver = view.finished
+        }
         do {
             for j in scaler.observed(try launcher.states(of: scaler.jobs), now: now) {
                 out.append(.note(kind: "autoscale-ended", worker: j.worker, detail: "job=\(j.id) worker=\(j.worker) launcher=\(launcher.name)"))

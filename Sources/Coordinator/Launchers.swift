@@ -69,9 +69,11 @@ public final class SlurmLauncher: WorkerLauncher {
     let jobName: String
 
     /// `environment` reaches the worker script (APSWEEP_COORDINATOR, keys, data options).
-    public init(script: String, sbatchArguments: [String], environment: [String: String], jobName: String) {
+    /// Unless `sbatchArguments` name an --output, each job's log is `logDirectory/slurm-<job>_<index>.log`.
+    public init(script: String, sbatchArguments: [String], environment: [String: String], jobName: String, logDirectory: String) {
         self.script = script
-        self.sbatchArguments = sbatchArguments
+        let namesOutput = sbatchArguments.contains { $0 == "-o" || $0.hasPrefix("--output") }
+        self.sbatchArguments = sbatchArguments + (namesOutput ? [] : ["--output=\(logDirectory)/slurm-%A_%a.log"])
         self.environment = environment
         self.jobName = jobName
     }
@@ -122,6 +124,9 @@ public final class ExecLauncher: WorkerLauncher {
     /// (a restarted coordinator gives them time to reconnect).
     public var registered: (String) -> Bool = { _ in false }
     public var adoptionGraceMs: Int64 = 30_000
+    /// Set at the sweep's end, when every worker has been told Shutdown: a job that is not our
+    /// child cannot be waited for, so it counts as ended.
+    public var sweepOver = false
     private var unseenSince: [String: Int64] = [:]
 
     public init(launch: String, stop: String?, endpoint: String, logDirectory: String?) {
@@ -161,6 +166,8 @@ public final class ExecLauncher: WorkerLauncher {
         for j in jobs {
             if let p = processes[j.id] {
                 if p.isRunning { out[j.id] = (.running, "") } else { processes[j.id] = nil }
+            } else if sweepOver {
+                continue
             } else if registered(j.worker) {
                 unseenSince[j.id] = nil
                 out[j.id] = (.running, "")

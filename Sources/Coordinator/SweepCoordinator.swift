@@ -69,6 +69,9 @@ public final class SweepCoordinator {
     /// Called after every committed batch with the current counts (live progress in the CLI).
     public var onCommit: ((TaskCounts) -> Void)?
     private var finished = false
+    /// When the sweep completed under an autoscaler: the loop runs on (answering late Hellos
+    /// with Shutdown) until every job it launched has ended, or this time has passed.
+    private var autoscaleDeadlineMs: Int64?
     private var lastCheckpointMs: Int64 = 0
     private var lastTrimMs: Int64 = 0
     /// Set when the blob store could not be written: the coordinator stops cleanly.
@@ -156,8 +159,13 @@ public final class SweepCoordinator {
             }
             if finished {
                 if let a = autoscale {
-                    // Every job the autoscaler still holds is ended, and journaled, before exit.
-                    a.finish(poolView())
+                    // Every job the autoscaler still holds ends, and is journaled, before exit:
+                    // the loop keeps serving (a worker whose Hello arrives now is told Shutdown)
+                    // while the autoscaler waits for the jobs and cancels what is left.
+                    let deadline = autoscaleDeadlineMs ?? nowMs() + a.finishBudgetMs
+                    if autoscaleDeadlineMs == nil { autoscaleDeadlineMs = deadline; a.beginFinish() }
+                    if !a.isFinished && nowMs() < deadline { continue }
+                    a.stop()
                     serveAutoscaler()
                     _ = try? commitOrFail()
                 }

@@ -16,13 +16,13 @@ struct AutoscaleOptions: ParsableArguments {
     @Option(help: "Seconds a job may stay pending before status and the journal say so (it is not resubmitted).") var pendingLimit = 600.0
     @Option(help: "Seconds between two launch decisions (each launches at most 8 workers): a busy controller is not flooded.")
     var launchInterval = 10.0
-    @Option(help: "Extra sbatch arguments for worker jobs (partition, time, account, cpus-per-task, mem), as one string.")
+    @Option(parsing: .unconditional, help: "Extra sbatch arguments for worker jobs (partition, time, account, cpus-per-task, mem), as one string.")
     var sbatchArgs = ""
     @Option(help: "The worker job script sbatch submits (default: Cluster/slurm/worker.sbatch next to the binary's checkout, or $APSWEEP_WORKER_SCRIPT).")
     var workerScript: String?
-    @Option(help: "exec: the command that starts one worker and stays in the foreground ({id}: worker id, {endpoint}: the coordinator's address).")
+    @Option(parsing: .unconditional, help: "exec: the command that starts one worker and stays in the foreground ({id}: worker id, {endpoint}: the coordinator's address).")
     var launch: String?
-    @Option(help: "exec: the command that ends one worker ({id}); default: SIGTERM to its --launch command.")
+    @Option(parsing: .unconditional, help: "exec: the command that ends one worker ({id}); default: SIGTERM to its --launch command.")
     var stop: String?
     @Option(help: "The address workers connect to (default: tcp://<this host>:<bound port>).") var advertise: String?
 
@@ -64,6 +64,8 @@ struct AutoscaleOptions: ParsableArguments {
         // Launches before ends (a job's end always follows its launch).
         let events = try journal.events(kind: "autoscale-launched") + journal.events(kind: "autoscale-ended")
         let launcher: WorkerLauncher
+        let logs = runDirectory + "/workers"
+        try? FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         switch autoscale {
         case .slurm:
             var env = ["APSWEEP_COORDINATOR": endpoint, "RUN_DIR": runDirectory,
@@ -76,10 +78,8 @@ struct AutoscaleOptions: ParsableArguments {
                 throw CLIError("--autoscale slurm: no worker job script at \(script); give --worker-script (Cluster/slurm/worker.sbatch)")
             }
             launcher = SlurmLauncher(script: script, sbatchArguments: sbatchArgs.split(separator: " ").map(String.init),
-                                     environment: env, jobName: "apsweep-\(sweepID)")
+                                     environment: env, jobName: "apsweep-\(sweepID)", logDirectory: logs)
         case .exec:
-            let logs = runDirectory + "/workers"
-            try? FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
             launcher = ExecLauncher(launch: launch!, stop: stop, endpoint: endpoint, logDirectory: logs)
         }
         return AutoscaleService(launcher: launcher, config: config, restoring: events)

@@ -81,7 +81,10 @@ struct StatusCommand: ParsableCommand {
             for f in r.recentFailures { out += "  \(f.taskID.prefix(12)) attempt \(f.attempt) on \(f.workerID): \(f.reason)\n" }
         }
         for k in r.correlations {
-            out += String(format: "  %@ ~ %@ (%@, %@): %.3f [%.3f, %.3f] n=%d\n", k.metric, k.target, k.method, k.scope, k.value, k.ciLow, k.ciHigh, Int(k.points))
+            // Not defined yet (too few points, or constant values): said, not printed as nan.
+            let value = k.value.isFinite ? String(format: "%.3f", k.value) : "–"
+            let interval = k.ciLow.isFinite && k.ciHigh.isFinite ? String(format: " [%.3f, %.3f]", k.ciLow, k.ciHigh) : ""
+            out += "  \(k.metric) ~ \(k.target) (\(k.method), \(k.scope)): \(value)\(interval) n=\(Int(k.points))\(k.value.isFinite ? "" : " (too few points)")\n"
         }
         if let p = r.pool {
             out += "pool (\(p.launcher)): wanted \(p.wanted), submitted \(p.submitted), pending \(p.pending)"
@@ -106,7 +109,10 @@ struct StatusCommand: ParsableCommand {
                 "pool": r.pool.map { p -> Any in ["launcher": p.launcher, "wanted": p.wanted, "submitted": p.submitted, "pending": p.pending, "running": p.running,
                                                   "draining": p.draining, "pending_reasons": p.pendingReasons, "last_decision": p.lastDecision] } ?? NSNull(),
                 "workers_total": r.workersTotal, "journal": r.journal, "damaged_records": r.damagedRecords, "correlations_age_ms": r.correlationsAgeMs,
-                "correlations": r.correlations.map { ["metric": $0.metric, "target": $0.target, "method": $0.method, "scope": $0.scope, "value": $0.value,
-                                                      "ci_low": $0.ciLow, "ci_high": $0.ciHigh, "points": $0.points] }]
+                "correlations": r.correlations.map { ["metric": $0.metric, "target": $0.target, "method": $0.method, "scope": $0.scope, "value": finite($0.value),
+                                                      "ci_low": finite($0.ciLow), "ci_high": finite($0.ciHigh), "points": $0.points] }]
     }
+
+    /// JSON has no NaN: an undefined correlation (too few points) is null.
+    static func finite(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
 }

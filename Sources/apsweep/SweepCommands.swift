@@ -318,7 +318,7 @@ struct SweepCommand: ParsableCommand {
             if sweep.data.shards > 1 { args += ["--shards-of", String(sweep.data.shards)] }
             p.arguments = args
             let log = out + "/worker-\(k).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             p.standardOutput = FileHandle(forWritingAtPath: log)
             p.standardError = p.standardOutput
             let pipe = Pipe()

@@ -174,15 +174,32 @@ final class AutoscalerTests: XCTestCase {
         XCTAssertEqual(a.summary(wanted: 2).pendingReasons, ["Resources"])
     }
 
-    func testTheSweepsEndCancelsEveryJob() {
-        var a = Autoscaler(config: AutoscaleConfig())
+    func testTheSweepsEndEndsEveryJob() {
+        var config = AutoscaleConfig()
+        config.finishGraceMs = 10_000
+        var a = Autoscaler(config: config)
         let c = FakeCluster(startMs: 5000)
         pass(&a, c, waiting: 3, now: 0)
         pass(&a, c, waiting: 3, now: 6000)
-        let d = pass(&a, c, waiting: 0, finished: true, now: 7000)
-        XCTAssertEqual(d.filter { if case .cancel = $0 { return true }; return false }.count, 3)
+        XCTAssertEqual(a.summary(wanted: 3).running, 3)
+        var d = pass(&a, c, waiting: 0, finished: true, now: 7000)
+        XCTAssertEqual(d, [], "running workers are told Shutdown and given time to end their jobs")
+        c.jobs[c.jobs.first { $0.value.worker == "auto-1" }!.key]?.ended = true
+        d = pass(&a, c, waiting: 0, finished: true, now: 12_000)
+        XCTAssertEqual(d, [])
+        d = pass(&a, c, waiting: 0, finished: true, now: 17_000)
+        XCTAssertEqual(d.filter { if case .cancel = $0 { return true }; return false }.count, 2, "the two left after the grace")
         XCTAssertEqual(c.running, 0)
-        XCTAssertEqual(pass(&a, c, waiting: 0, finished: true, now: 9000), [], "once")
+        XCTAssertEqual(pass(&a, c, waiting: 0, finished: true, now: 19_000), [], "once")
         XCTAssertEqual(a.jobs.count, 0, "ended jobs are forgotten")
+    }
+
+    func testPendingJobsAreCancelledAtTheSweepsEnd() {
+        var a = Autoscaler(config: AutoscaleConfig())
+        let c = FakeCluster(startMs: 1_000_000)
+        pass(&a, c, waiting: 2, now: 0)
+        let d = pass(&a, c, waiting: 0, finished: true, now: 1000)
+        XCTAssertEqual(d.filter { if case .cancel = $0 { return true }; return false }.count, 2)
+        XCTAssertEqual(c.running, 0)
     }
 }

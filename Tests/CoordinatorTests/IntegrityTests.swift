@@ -151,7 +151,7 @@ final class IntegrityTests: XCTestCase {
     /// what they are (seen before: apsweep's tables added to them and WAL switched on).
     func testReportRefusesFilesThatAreNotJournals() throws {
         let empty = h.dir + "/empty.db"
-        FileManager.default.createFile(atPath: empty, contents: nil)
+        _ = FileManager.default.createFile(atPath: empty, contents: nil)
         let other = h.dir + "/photos.db"
         var db: OpaquePointer?
         sqlite3_open(other, &db)
@@ -208,6 +208,29 @@ final class IntegrityTests: XCTestCase {
         }
         let text = try h.run(["status", "--connect", "tcp://127.0.0.1:\(port)", "--insecure"], timeout: 20).stdout
         XCTAssert(text.contains("1 stored record(s) failed their checksum"), text + last)
+    }
+
+    /// Correlations that are not defined yet (one prune task: n = 1) are null in `status --json`
+    /// (JSON has no NaN) and "–" on screen, never "nan" or a failed encoding.
+    func testStatusOfUndefinedCorrelationsIsValidJSON() throws {
+        let file = try h.sweep(sparsities: "[0.5]", methods: "[lowest]")
+        XCTAssertEqual(try h.run(h.sweepArguments(file), timeout: 240).status, 0)
+        let port = try freePort()
+        let coordinator = try h.start(["coordinator", file, "--journal", "\(h.dir)/run/sweep.db", "--bind", "tcp://127.0.0.1:\(port)", "--insecure", "--stay"])
+        defer { kill(coordinator.processIdentifier, SIGINT); try? h.wait(coordinator, timeout: 20) }
+        var last = ""
+        try h.waitUntil(60, "status to show the correlations") {
+            let status = try h.run(["status", "--connect", "tcp://127.0.0.1:\(port)", "--insecure", "--json"], timeout: 20)
+            last = status.stdout + status.stderr
+            guard status.status == 0, let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any],
+                  let correlations = object["correlations"] as? [[String: Any]], !correlations.isEmpty else { return false }
+            let finalEpoch = correlations.filter { $0["scope"] as? String == "final epoch" }
+            XCTAssert(!finalEpoch.isEmpty && finalEpoch.allSatisfy { $0["value"] is NSNull && $0["points"] as? UInt32 ?? ($0["points"] as? Int).map(UInt32.init) == 1 }, "\(finalEpoch)")
+            return true
+        }
+        let text = try h.run(["status", "--connect", "tcp://127.0.0.1:\(port)", "--insecure"], timeout: 20).stdout
+        XCTAssertFalse(text.contains("nan"), text + last)
+        XCTAssert(text.contains("final epoch): – n=1 (too few points)"), text)
     }
 
     /// A sweep whose tasks fail exits non-zero, says how many and where the errors are.
