@@ -68,14 +68,26 @@ public struct Plan: Sendable {
         return try out.map { try $0!.get() }
     }
 
-    public init(_ sweep: SweepFile) throws {
+    /// `checkpoints`: the SHA-256 of each checkpoint file a model starts from, by path (the
+    /// coordinator stores the files as blobs first: `StartCheckpoints`).
+    public init(_ sweep: SweepFile, checkpoints: [String: String] = [:]) throws {
         var baselines: [(SweepTask, String?)] = []
         var prunes: [(task: SweepTask, baseline: Int)] = []
-        for model in sweep.models {
-            for (trial, seed) in sweep.seeds.enumerated() {
+        for (m, model) in sweep.models.enumerated() {
+            // A model from checkpoints has one trial per file (the sweep's seeds in order, then
+            // 1, 2, …); the others one per seed.
+            let start = m < sweep.starts.count ? sweep.starts[m] : nil
+            let trials: [(seed: UInt64, file: String?)] = start.map { s in
+                s.checkpoints.enumerated().map { i, f in (i < sweep.seeds.count ? sweep.seeds[i] : UInt64(i + 1), f) }
+            } ?? sweep.seeds.map { ($0, nil) }
+            for (trial, (seed, file)) in trials.enumerated() {
                 let shard = trial % sweep.data.shards
-                let base = SweepTask(kind: .baseline, model: model, dataset: sweep.data.dataset, shardIndex: shard,
-                                     shardCount: sweep.data.shards, seed: seed, training: sweep.baseline, prune: nil, baseline: nil)
+                var base = SweepTask(kind: .baseline, model: model, dataset: sweep.data.dataset, shardIndex: shard,
+                                     shardCount: sweep.data.shards, seed: seed, training: start?.training ?? sweep.baseline, prune: nil, baseline: nil)
+                if let file {
+                    guard let hash = checkpoints[file] else { throw SweepError.invalid("models[\(m)]: checkpoint \(file) was not stored before planning") }
+                    base.start = hash
+                }
                 baselines.append((base, nil))
                 for method in sweep.prune.methods {
                     for sparsity in sweep.prune.sparsities {
@@ -125,7 +137,7 @@ public struct Plan: Sendable {
         }
         let data = task.dataset.isEmpty ? nil : DataKey(dataset: task.dataset, shard: task.shardIndex, count: task.shardCount)
         let kind: PlannedTask.Kind = task.kind == .baseline ? .baseline : (task.kind == .prune ? .prune : .noop)
-        return PlannedTask(id: id, kind: kind, label: task.label, spec: spec, dependsOn: dependsOn, data: data, epochs: epochs)
+        return PlannedTask(id: id, kind: kind, label: task.label, spec: spec, dependsOn: dependsOn, data: data, epochs: epochs, requiredBlob: task.start)
     }
 
     /// Describes a task of an older journal from its spec (journal migrations).

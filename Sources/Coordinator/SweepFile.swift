@@ -23,6 +23,17 @@ import Yams
 ///   metrics: [gaussian:sigma2=1]
 /// max_attempts: 3
 /// ```
+///
+/// A model may start from checkpoints the lab already has (safetensors with PyTorch's keys;
+/// each file is one trial, in order, with the sweep's seeds for pruning and fine-tuning), with
+/// or without training all layers first:
+///
+/// ```yaml
+/// models:
+///   - {architecture: resnet18, classes: 10, input_shape: [3, 32, 32],
+///      checkpoints: [weights/seed1.safetensors, weights/seed2.safetensors],
+///      baseline: {epochs: 2, lr: 0.01}}      # left out: the checkpoint is the baseline
+/// ```
 public struct SweepFile: Sendable, Equatable {
     public struct DataSpec: Sendable, Equatable {
         public var dataset: String
@@ -39,6 +50,16 @@ public struct SweepFile: Sendable, Equatable {
             self.fingerprints = fingerprints
         }
     }
+    /// Checkpoints a model starts from (paths as written, relative to the sweep file's
+    /// directory once loaded) and the training they get first (0 epochs: none).
+    public struct Start: Sendable, Equatable {
+        public var checkpoints: [String]
+        public var training: TrainingConfig
+        /// Written as a list (`checkpoints:`), for naming a file in errors.
+        public var listed = false
+        /// How errors name file `i`: models[m].checkpoint or models[m].checkpoints[i].
+        public func name(model m: Int, file i: Int) -> String { listed ? "models[\(m)].checkpoints[\(i)]" : "models[\(m)].checkpoint" }
+    }
     public struct PruneGrid: Sendable, Equatable {
         public var methods: [PruningMethod]
         public var sparsities: [Double]
@@ -52,6 +73,8 @@ public struct SweepFile: Sendable, Equatable {
     public var name: String
     public var data: DataSpec
     public var models: [ModelSpec]
+    /// Per model (same order): the checkpoints it starts from, or nil (trained from scratch).
+    public var starts: [Start?]
     public var seeds: [UInt64]
     public var baseline: TrainingConfig
     public var prune: PruneGrid
@@ -66,7 +89,19 @@ public struct SweepFile: Sendable, Equatable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw SweepError.invalid("\(path): cannot read the sweep file")
         }
-        do { return try parse(text) } catch let e as SweepError { throw SweepError.invalid("\(path): \(e)") }
+        do {
+            var sweep = try parse(text)
+            // Checkpoint paths are relative to the sweep file, as a reader of it expects.
+            let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+            sweep.starts = sweep.starts.map { start in
+                start.map { s in
+                    var s = s
+                    s.checkpoints = s.checkpoints.map { $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).standardizedFileURL.path }
+                    return s
+                }
+            }
+            return sweep
+        } catch let e as SweepError { throw SweepError.invalid("\(path): \(e)") }
     }
 
     /// Parses and validates YAML (JSON is YAML too).
@@ -108,7 +143,8 @@ public struct SweepFile: Sendable, Equatable {
         }
         let modelNodes = try r.list(modelsNode, "models")
         guard !modelNodes.isEmpty else { throw r.error(modelsNode, "models", "give at least one, e.g. [{architecture: lenet5}]") }
-        let models = try modelNodes.enumerated().map { i, n in try model(n, "models[\(i)]", r) }
+        let entries = try modelNodes.enumerated().map { i, n in try modelEntry(n, "models[\(i)]", r) }
+        let models = entries.map(\.spec), starts = entries.map(\.start)
         var seeds: [UInt64]
         if let s = top["seeds"] {
             if top["trials"] != nil { throw r.error(s, "seeds", "give trials or seeds, not both") }
@@ -160,15 +196,42 @@ public struct SweepFile: Sendable, Equatable {
             throw SweepError.invalid("prune.\(what): give at least one")
         }
         let maxAttempts = try top["max_attempts"].map { try r.int($0, "max_attempts", 1...1000) } ?? 3
-        return SweepFile(name: name, data: data, models: models, seeds: seeds, baseline: baseline,
+        return SweepFile(name: name, data: data, models: models, starts: starts, seeds: seeds, baseline: baseline,
                          prune: PruneGrid(methods: methods, sparsities: sparsities, scopes: scopes, mode: mode,
                                           trainBias: try p["train_bias"].map { try r.bool($0, "prune.train_bias") } ?? false,
                                           fineTune: fineTune, metrics: metrics),
                          maxAttempts: maxAttempts)
     }
 
+    /// A model entry: the architecture's spec and, when it names checkpoints, where it starts.
+    static func modelEntry(_ node: Node, _ path: String, _ r: YAMLFields) throws -> (spec: ModelSpec, start: Start?) {
+        let m = try r.mapping(node, path, allowed: ["architecture", "width", "input_shape", "input", "classes", "patch", "dim", "depth", "heads", "mlp_dim",
+                                                    "dropout", "checkpoint", "checkpoints", "baseline"])
+        let spec = try model(node, m, path, r)
+        if m["checkpoint"] != nil && m["checkpoints"] != nil { throw r.error(m["checkpoints"]!, path + ".checkpoints", "give checkpoint or checkpoints, not both") }
+        var files: [String] = []
+        if let n = m["checkpoint"] { files = [try r.string(n, path + ".checkpoint")] }
+        if let n = m["checkpoints"] {
+            files = try r.list(n, path + ".checkpoints").enumerated().map { i, f in try r.string(f, "\(path).checkpoints[\(i)]") }
+            guard !files.isEmpty else { throw r.error(n, path + ".checkpoints", "give at least one file") }
+            guard Set(files).count == files.count else { throw r.error(n, path + ".checkpoints", "names a file twice (each file is one trial)") }
+        }
+        for f in files where f.isEmpty { throw r.error(m["checkpoint"] ?? m["checkpoints"]!, path, "a checkpoint path is empty") }
+        if files.isEmpty {
+            if let b = m["baseline"] { throw r.error(b, path + ".baseline", "only a model with checkpoint(s) has its own baseline; the sweep's baseline trains the others") }
+            return (spec, nil)
+        }
+        let training = try m["baseline"].map { try Self.training($0, path + ".baseline", r, defaults: TrainingConfig(epochs: 0)) } ?? TrainingConfig(epochs: 0)
+        return (spec, Start(checkpoints: files, training: training, listed: m["checkpoints"] != nil))
+    }
+
+    /// A model as a task file writes it (the keys of `ModelSpec`'s JSON).
     static func model(_ node: Node, _ path: String, _ r: YAMLFields) throws -> ModelSpec {
         let m = try r.mapping(node, path, allowed: ["architecture", "width", "input_shape", "classes", "patch", "dim", "depth", "heads", "mlp_dim", "dropout"])
+        return try model(node, m, path, r)
+    }
+
+    static func model(_ node: Node, _ m: [String: Node], _ path: String, _ r: YAMLFields) throws -> ModelSpec {
         guard let a = m["architecture"] else {
             throw r.error(node, path, "needs architecture; allowed: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -177,10 +240,12 @@ public struct SweepFile: Sendable, Equatable {
             throw r.error(a, path + ".architecture", "unknown architecture '\(text)'; allowed: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var input = [1, 28, 28]
-        if let n = m["input_shape"] {
-            let items = try r.list(n, path + ".input_shape")
-            guard items.count == 3 else { throw r.error(n, path + ".input_shape", "must be [C, H, W], got \(items.count) numbers") }
-            input = try items.enumerated().map { i, x in try r.int(x, "\(path).input_shape[\(i)]", 1...4096) }
+        if m["input_shape"] != nil && m["input"] != nil { throw r.error(m["input"]!, path + ".input", "give input or input_shape, not both") }
+        if let n = m["input_shape"] ?? m["input"] {
+            let key = path + (m["input_shape"] != nil ? ".input_shape" : ".input")
+            let items = try r.list(n, key)
+            guard items.count == 3 else { throw r.error(n, key, "must be [C, H, W], got \(items.count) numbers") }
+            input = try items.enumerated().map { i, x in try r.int(x, "\(key)[\(i)]", 1...4096) }
         }
         let dim = try m["dim"].map { try r.int($0, path + ".dim", 1...65_536) } ?? 64
         return ModelSpec(architecture, width: try m["width"].map { try r.double($0, path + ".width", 1e-3...64) } ?? 1, inputShape: input,

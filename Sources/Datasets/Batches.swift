@@ -31,6 +31,18 @@ public struct Batches: Sequence {
     public let outputShape: [Int]
     private let augmentSeed: UInt64
 
+    /// Throws unless images of `data` can be fed to a model taking `inputShape` (same channels,
+    /// or grey images repeated into any channel count; sizes are padded or cropped) with at
+    /// least one output per class.
+    public static func check(_ data: LabeledImages, fit inputShape: [Int], classes: Int, model: String) throws {
+        guard data.classes <= classes else {
+            throw DatasetError.mismatch("\(model) has \(classes) outputs; the data has \(data.classes) classes: give the model classes: \(data.classes)")
+        }
+        guard inputShape.count == 3, inputShape[0] == data.imageShape[0] || data.imageShape[0] == 1 else {
+            throw DatasetError.mismatch("\(model) takes \(inputShape.map(String.init).joined(separator: "×")) inputs; the data's images are \(data.imageShape.map(String.init).joined(separator: "×")) (another channel count): give the model input_shape [\(data.imageShape[0]), H, W]")
+        }
+    }
+
     public init(_ data: LabeledImages, batchSize: Int, shuffleSeed: UInt64?, epoch: Int = 0, keepPartial: Bool = true,
                 augmentation: Augmentation? = nil, outputShape: [Int]? = nil) {
         precondition(batchSize > 0, "batch size must be positive")

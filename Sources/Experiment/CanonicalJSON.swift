@@ -80,6 +80,7 @@ struct CanonicalJSON {
         next("shard_count"); number(t.shardCount)
         next("shard_index"); number(t.shardIndex)
         if let s = t.sleepMs { next("sleep_ms"); number(s) }
+        if let s = t.start { next("start"); string(s) }
         if let c = t.training { next("training"); training(c) }
         raw("}")
     }

@@ -54,9 +54,13 @@ public enum Checkpoint {
 
     /// Throws naming the first tensor that holds NaN or ±∞ (a diverged training's weights).
     public static func checkFinite(_ result: BaselineResult, path: String) throws {
-        for entry in result.state {
-            if let bad = entry.value.scalars.firstIndex(where: { !$0.isFinite }) {
-                throw ExperimentError.invalid("\(path): tensor \(entry.key) holds \(entry.value.scalars[bad]) at index \(bad); a checkpoint must hold finite weights")
+        try checkFinite(Dictionary(result.state.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }), path: path)
+    }
+
+    public static func checkFinite(_ tensors: [String: Tensor], path: String) throws {
+        for (key, value) in tensors.sorted(by: { $0.key < $1.key }) {
+            if let bad = value.scalars.firstIndex(where: { !$0.isFinite }) {
+                throw ExperimentError.invalid("\(path): tensor \(key) holds \(value.scalars[bad]) at index \(bad); a checkpoint must hold finite weights")
             }
         }
     }

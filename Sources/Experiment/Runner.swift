@@ -24,12 +24,16 @@ public enum Runner {
     public typealias StepProgress = (_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double, _ accuracy: Double, _ imagesPerSecond: Double) -> Void
 
     /// Trains a baseline; `onEpoch` sees each epoch's record as soon as it exists.
-    public static func runBaseline(_ task: BaselineTask, data: Shard, onStep: StepProgress? = nil,
+    /// `start`: weights to begin from (a checkpoint the lab trained; every key of the model,
+    /// strictly) instead of the seed's initialisation; with 0 epochs they are only measured.
+    public static func runBaseline(_ task: BaselineTask, data: Shard, start: [String: Tensor]? = nil, onStep: StepProgress? = nil,
                                    onEpoch: (EpochRecord) throws -> Void = { _ in }) throws -> BaselineResult {
         try task.training.validate("training")
         guard data.train.count > 0 else { throw ExperimentError.invalid("\(data.name) has no training images: a baseline cannot be trained on nothing") }
         guard data.test.count > 0 else { throw ExperimentError.invalid("\(data.name) has no test images: its accuracy could not be measured") }
+        try Batches.check(data.train, fit: task.model.inputShape, classes: task.model.classes, model: task.model.name)
         let model = try task.model.build(seed: task.seed)
+        if let start { try model.load(start) }
         let optimizer = task.training.makeOptimizer(model.parameters)
         let trainer = Trainer(model: model, loss: SoftmaxCrossEntropy(labelSmoothing: Float(task.training.labelSmoothing)), optimizer: optimizer)
         var history: [EpochRecord] = []
@@ -66,6 +70,7 @@ public enum Runner {
 
     /// Mean loss and accuracy (percent) of `model` over `set` in eval mode.
     public static func evaluate(_ model: Model, _ set: LabeledImages, labelSmoothing: Float) throws -> (loss: Double, accuracy: Double) {
+        try Batches.check(set, fit: model.inputShape, classes: model.spec.classes, model: model.spec.name)
         let loss = SoftmaxCrossEntropy(labelSmoothing: labelSmoothing)
         var total = 0.0, correct = 0
         for (x, y) in Batches(set, batchSize: 500, shuffleSeed: nil, outputShape: model.inputShape) {
@@ -82,6 +87,7 @@ public enum Runner {
         try task.validate()
         let scope = try PruningScope(parsing: task.scope)
         let variants = try task.metrics.map(MetricVariant.init(parsing:))
+        try Batches.check(data.train, fit: spec.inputShape, classes: spec.classes, model: spec.name)
         let model = try spec.build(seed: 0)
         try model.load(Dictionary(baseline.state.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }))
         let original = Dictionary(uniqueKeysWithValues: model.prunableWeights.map { ($0.0, $0.1.value) })

@@ -21,6 +21,10 @@ public struct SweepTask: Codable, Equatable, Sendable {
     public var baseline: String?
     /// How long a `noop` task sleeps.
     public var sleepMs: Int?
+    /// A baseline that starts from a checkpoint the lab already has (the SHA-256 of its
+    /// safetensors bytes, a blob of the coordinator): its weights are loaded, strictly, and
+    /// trained for `training.epochs` (0: the checkpoint is the baseline, only measured).
+    public var start: String?
 
     public init(kind: Kind, model: ModelSpec, dataset: String, shardIndex: Int, shardCount: Int, seed: UInt64,
                 training: TrainingConfig?, prune: PruneTask?, baseline: String?) {
@@ -29,7 +33,7 @@ public struct SweepTask: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, model, dataset, seed, training, prune, baseline
+        case kind, model, dataset, seed, training, prune, baseline, start
         case shardIndex = "shard_index", shardCount = "shard_count", sleepMs = "sleep_ms"
     }
 
@@ -57,7 +61,7 @@ public struct SweepTask: Codable, Equatable, Sendable {
     /// A short human label: "lenet5 seed 1 baseline" or "lenet5 seed 1 lowest p=0.5 last".
     public var label: String {
         switch kind {
-        case .baseline: return "\(model.name) seed \(seed) baseline"
+        case .baseline: return start == nil ? "\(model.name) seed \(seed) baseline" : "\(model.name) seed \(seed) baseline from \(start!.prefix(12))"
         case .prune:
             let p = prune!
             return "\(model.name) seed \(seed) \(p.method.rawValue) p=\(p.sparsity) \(p.scope)"

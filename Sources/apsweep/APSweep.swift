@@ -11,7 +11,7 @@ struct APSweep: ParsableCommand {
         commandName: "apsweep",
         abstract: "Prune networks, fine-tune them, and measure AP2 / AP3 against the performance difference.",
         version: version,
-        subcommands: [SweepCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, ReportCommand.self, PlanCommand.self, Train.self, Prune.self, Metrics.self, RunTask.self, DataCommand.self, Keys.self, Bench.self, Simulate.self, Info.self])
+        subcommands: [SweepCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, ReportCommand.self, PlanCommand.self, Train.self, Eval.self, Prune.self, Metrics.self, RunTask.self, DataCommand.self, Keys.self, Bench.self, Simulate.self, Info.self])
 
     static func main() {
         // Line-buffered output, so logs piped to a file or a job scheduler appear as they happen.

@@ -44,7 +44,8 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let sweep = try loadSweep(file)
         try checkData(sweep, directory: data)
-        let plan = try Plan(sweep)
+        let plan: Plan
+        do { plan = try Plan(sweep, checkpoints: try StartCheckpoints.inspect(sweep)) } catch { throw CLIError("\(error)") }
         let baselines = plan.entries.filter { $0.dependsOn == nil }.count
         print("\(sweep.name): \(plan.entries.count) tasks (\(baselines) baselines, \(plan.entries.count - baselines) prune + fine-tune) on \(sweep.data.dataset), \(sweep.data.shards) shard(s)")
         for e in plan.entries {
@@ -114,11 +115,13 @@ struct CoordinatedRun {
             let text = (try? String(contentsOfFile: sweepFile, encoding: .utf8)) ?? ""
             // Resuming with the very sweep file the journal was planned from: its tasks are the
             // plan (planning 100,000 tasks again took 2–4 s).
+            blobs = try BlobStore(directory: blobDirectory)
+            // Checkpoints the models start from: checked, stored as blobs, a changed one refused.
+            let checkpoints = try StartCheckpoints.prepare(sweep, journal: journal, blobs: blobs)
             if try !journal.wasPlanned(from: text) {
-                let plan = try Plan(sweep)
+                let plan = try Plan(sweep, checkpoints: checkpoints)
                 try journal.storePlan(plan.planned, pins: plan.fingerprints, sweepText: text, sweepID: String(UUID().uuidString.prefix(8)).lowercased())
             }
-            blobs = try BlobStore(directory: blobDirectory)
         } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
     }
 

@@ -26,6 +26,43 @@ final class SweepFileTests: XCTestCase {
         XCTAssert(Set(other.entries.filter { $0.dependsOn != nil }.map(\.id)).isDisjoint(with: plan.entries.map(\.id)))
     }
 
+    func testModelsFromCheckpointsAreTrialsWithTheirOwnBaseline() throws {
+        let text = """
+            seeds: [11, 12]
+            models:
+              - {architecture: lenet5, checkpoints: [a.safetensors, /abs/b.safetensors, c.safetensors], baseline: {epochs: 2}}
+              - {architecture: lenet5, input: [1, 28, 28], checkpoint: a.safetensors}
+              - {architecture: lenet5}
+            prune: {methods: [lowest], sparsities: [0.5]}
+            """
+        let dir = NSTemporaryDirectory() + "sweepfile-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try text.write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
+        let sweep = try SweepFile.load(path: dir + "/s.yaml")
+        let dirPath = URL(fileURLWithPath: dir).standardizedFileURL.path
+        XCTAssertEqual(sweep.starts[0]?.checkpoints, [dirPath + "/a.safetensors", "/abs/b.safetensors", dirPath + "/c.safetensors"], "relative to the sweep file")
+        XCTAssertEqual(sweep.starts[0]?.training.epochs, 2)
+        XCTAssertEqual(sweep.starts[1]?.training.epochs, 0, "without its own baseline the checkpoint is the baseline")
+        XCTAssertNil(sweep.starts[2])
+        let files = sweep.starts.compactMap { $0 }.flatMap(\.checkpoints)
+        let hashes = Dictionary(files.map { ($0, String(repeating: $0.hasSuffix("b.safetensors") ? "b" : "a", count: 63) + String($0.count % 10)) }, uniquingKeysWith: { a, _ in a })
+        let plan = try Plan(sweep, checkpoints: hashes)
+        let baselines = plan.entries.filter { $0.task.kind == .baseline }
+        XCTAssertEqual(baselines.count, 3 + 1 + 2, "one trial per checkpoint file; the seeds for the rest")
+        XCTAssertEqual(baselines.prefix(3).map(\.task.seed), [11, 12, 3], "the sweep's seeds in order, then 1, 2, 3 …")
+        XCTAssertEqual(baselines.prefix(3).map(\.task.start), [hashes[dirPath + "/a.safetensors"], hashes["/abs/b.safetensors"], hashes[dirPath + "/c.safetensors"]])
+        XCTAssertEqual(plan.planned.filter { $0.kind == .baseline }.map(\.requiredBlob), baselines.map(\.task.start), "workers fetch the start as a blob")
+        XCTAssertNil(baselines[4].task.start)
+        XCTAssertThrowsError(try Plan(sweep)) { XCTAssert("\($0)".contains("was not stored before planning"), "\($0)") }
+        // Mistakes are named.
+        XCTAssert(message("models: [{architecture: lenet5, checkpoint: a, checkpoints: [b]}]\nprune: {}").contains("give checkpoint or checkpoints, not both"))
+        XCTAssert(message("models: [{architecture: lenet5, baseline: {epochs: 1}}]\nprune: {}").contains("only a model with checkpoint(s) has its own baseline"))
+        XCTAssert(message("models: [{architecture: lenet5, checkpoints: [a, a]}]\nprune: {}").contains("names a file twice"))
+        XCTAssert(message("models: [{architecture: lenet5, checkpoints: []}]\nprune: {}").contains("give at least one file"))
+        XCTAssert(message("models: [{architecture: lenet5, input: [1, 28, 28], input_shape: [1, 28, 28]}]\nprune: {}").contains("not both"))
+    }
+
     func message(_ text: String) -> String {
         do { _ = try SweepFile.parse(text); return "no error" } catch { return "\(error)" }
     }
@@ -58,7 +95,7 @@ final class SweepFileTests: XCTestCase {
         let typos: [(String, String)] = [
             ("models: [{architecture: lenet5}]\nbaseline: {epoch: 50}\nprune: {}", "line 2: baseline.epoch: unknown key 'epoch' in baseline; allowed: augment_padding, batch, epochs"),
             ("models: [{architecture: lenet5}]\nprune:\n  fine_tune:\n    learning_rate: 0.1\n", "line 4: prune.fine_tune.learning_rate: unknown key 'learning_rate' in prune.fine_tune"),
-            ("models:\n  - architecture: lenet5\n    widht: 0.25\nprune: {}", "line 3: models[0].widht: unknown key 'widht' in models[0]; allowed: architecture, classes"),
+            ("models:\n  - architecture: lenet5\n    widht: 0.25\nprune: {}", "line 3: models[0].widht: unknown key 'widht' in models[0]; allowed: architecture, baseline, checkpoint, checkpoints, classes"),
             ("data: {dataset: fashion_mnist}\nmodels: [{architecture: lenet5}]\nprune: {}", "line 1: data.dataset: unknown data set 'fashion_mnist'; allowed: fashion-mnist, mnist"),
             ("models: [{architecture: lenet5}]\nbaseline:\n  epochs: ten\nprune: {}", "line 3: baseline.epochs: 'ten' is not a number"),
         ]

@@ -35,6 +35,7 @@ final class CanonicalJSONTests: XCTestCase {
                                  shardCount: Int(next() % 8) + 1, seed: i % 7 == 0 ? UInt64.max : next(), training: next() % 2 == 0 ? training() : nil,
                                  prune: prune, baseline: next() % 2 == 0 ? nil : pick(strings))
             if next() % 5 == 0 { task.sleepMs = Int(next() % 100_000) }
+            if next() % 4 == 0 { task.start = String(format: "%016llx", next()) + "\u{e9}\"\\" }
             let expected = Array(try encoder.encode(task))
             let got = try task.canonicalJSON()
             if got != expected {

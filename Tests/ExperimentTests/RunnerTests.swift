@@ -17,6 +17,38 @@ final class RunnerTests: XCTestCase {
         try Runner.runBaseline(BaselineTask(model: spec, training: TrainingConfig(epochs: 6, batch: 16, lr: 0.05), seed: 3), data: data)
     }
 
+    /// A model that cannot take the data (colour images into a grey model, more classes than
+    /// outputs) is an error naming both, not a crash in the batcher or the loss.
+    func testDataTheModelCannotTakeIsAnErrorNotACrash() throws {
+        let data = try syntheticShard()   // 1×12×12, 4 classes
+        let colour = try LabeledImages(imageShape: [3, 12, 12], pixels: [UInt8](repeating: 9, count: 3 * 144 * 8), labels: Array(repeating: 1, count: 8), classes: 4)
+        XCTAssertThrowsError(try Runner.evaluate(try spec.build(seed: 0), colour, labelSmoothing: 0)) {
+            XCTAssert("\($0)".contains("lenet5 takes 1×12×12 inputs; the data's images are 3×12×12"), "\($0)")
+        }
+        let three = ModelSpec(.lenet5, width: 0.5, inputShape: [1, 12, 12], classes: 3)
+        XCTAssertThrowsError(try Runner.runBaseline(BaselineTask(model: three, training: TrainingConfig(epochs: 1, batch: 16), seed: 1), data: data)) {
+            XCTAssert("\($0)".contains("lenet5 has 3 outputs; the data has 4 classes"), "\($0)")
+        }
+        // Grey images into a colour model are repeated over the channels, as before.
+        let rgb = ModelSpec(.lenet5, width: 0.5, inputShape: [3, 12, 12], classes: 4)
+        XCTAssertNoThrow(try Runner.evaluate(try rgb.build(seed: 0), data.test, labelSmoothing: 0))
+    }
+
+    /// A baseline that starts from given weights: with 0 epochs they are only measured.
+    func testABaselineFromWeightsKeepsThemWithNoEpochs() throws {
+        let data = try syntheticShard()
+        let trained = try baseline(data)
+        let start = Dictionary(trained.state.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let kept = try Runner.runBaseline(BaselineTask(model: spec, training: TrainingConfig(epochs: 0), seed: 99), data: data, start: start)
+        XCTAssertEqual(kept.testAccuracy, trained.testAccuracy, accuracy: 1e-9)
+        for (a, b) in zip(kept.state, trained.state) { XCTAssertEqual(a.value.scalars, b.value.scalars, a.key) }
+        var wrong = start
+        wrong["features.0.weight"] = nil
+        XCTAssertThrowsError(try Runner.runBaseline(BaselineTask(model: spec, training: TrainingConfig(epochs: 0), seed: 1), data: data, start: wrong)) {
+            XCTAssert("\($0)".contains("features.0.weight"), "\($0)")
+        }
+    }
+
     func testBaselineLearnsAndStreamsEveryEpoch() throws {
         let data = try syntheticShard()
         var seen: [Int] = []
