@@ -75,6 +75,21 @@ final class LayerGradientTests: XCTestCase {
         try gc.check(bn, input: randomTensor([4, 3, 3, 3], seed: 18), mode: .eval)
     }
 
+    /// 1×1 feature maps (ResNet-18/50's last stage on 32×32 inputs): batch norm over N values,
+    /// a padded 3×3 convolution that sees only its centre tap, a strided 1×1 projection.
+    func testOnePixelFeatureMaps() throws {
+        let bn = BatchNorm.twoD(3)
+        bn.weight.value = randomTensor([3], seed: 40)
+        bn.bias.value = randomTensor([3], seed: 41)
+        try gc.check(bn, input: randomTensor([4, 3, 1, 1], seed: 42))
+        var rng = SeededGenerator(seed: 43)
+        try gc.check(Conv2d(3, 4, kernel: 3, padding: 1, rng: &rng), input: randomTensor([2, 3, 1, 1], seed: 44))
+        try gc.check(Conv2d(3, 4, kernel: 1, stride: 2, bias: false, rng: &rng), input: randomTensor([2, 3, 2, 2], seed: 45))
+        try gc.check(Conv2d(8, 8, kernel: 3, padding: 1, rng: &rng), input: randomTensor([4, 8, 1, 1], seed: 46))
+        try gc.check(MaxPool2d(kernel: 3, stride: 2, padding: 1), input: randomTensor([2, 3, 2, 2], seed: 47))
+        try gc.check(AdaptiveAvgPool2d(), input: randomTensor([2, 3, 1, 1], seed: 48))
+    }
+
     func testBatchNorm1d() throws {
         let bn = BatchNorm.oneD(5)
         bn.weight.value = randomTensor([5], seed: 19)

@@ -20,6 +20,10 @@ public final class BatchNorm: Layer {
     private var lastMode = Mode.eval
     /// Keep the input of eval-mode forwards so that backward can run through frozen statistics.
     public var keepsEvalInput = false
+    /// Frozen statistics (PyTorch's `bn.eval()` inside a training model): training-mode forwards
+    /// normalise with the running statistics, leave them as they are, and backward treats them
+    /// as constants.
+    public var frozen = false
     private var evalInput: Tensor?
 
     /// `spatial` true makes a BatchNorm2d (input [N, C, H, W]), false a BatchNorm1d.
@@ -53,14 +57,14 @@ public final class BatchNorm: Layer {
         let n = x.shape[0], c = channels
         let inner = x.count / max(1, n * c)
         let m = n * inner
-        if mode == .train && m <= 1 {
+        let training = mode == .train && !frozen
+        if training && m <= 1 {
             throw NeuralCoreError.shapeMismatch(layer: path, expected: "more than one value per channel in training", actual: x.shape)
         }
         var y = Tensor(shape: x.shape, unsafeUninitialized: { _ in })
         if invStd.count != c { invStd = [Float](repeating: 0, count: c) }
         if batchMean.count != c { batchMean = [Float](repeating: 0, count: c) }
         let momentum = self.momentum, eps = self.eps
-        let training = mode == .train
         let xp = x.withPointer { $0 }, yp = y.withMutablePointer { $0 }
         let gp = weight.value.withPointer { $0 }, bp = bias.value.withPointer { $0 }
         let rm = runningMean.value.withMutablePointer { $0 }, rv = runningVar.value.withMutablePointer { $0 }
@@ -99,15 +103,16 @@ public final class BatchNorm: Layer {
                 }
             }
         }
-        if mode == .train {
+        if training {
             batchesTracked.value.scalars[0] += 1
             trainInput = x
         } else {
-            // Eval-mode backward (frozen statistics) needs the input too; keep it only when asked to.
+            // Backward through frozen statistics needs the input too; keep it when training
+            // (frozen) or when asked to.
             trainInput = nil
-            evalInput = keepsEvalInput ? x : nil
+            evalInput = keepsEvalInput || mode == .train ? x : nil
         }
-        lastMode = mode
+        lastMode = training ? .train : .eval
         return y
     }
 
