@@ -20,6 +20,9 @@ let package = Package(
         // library picks its kernels; see Sources/COpenBLAS/include/COpenBLAS.h.
         .target(name: "COpenBLAS", cSettings: [.unsafeFlags(["-I/usr/include/x86_64-linux-gnu/openblas-pthread"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // JPEG and PNG decoding for image folders (libjpeg-turbo, libpng); C because libjpeg
+        // reports errors by longjmp.
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         // SHA-256 for data and checkpoint fingerprints (OpenSSL's libcrypto, Debian's libssl-dev).
@@ -41,7 +44,7 @@ let package = Package(
         // The SQLite journal: schema, migrations, locking, the scheduler's store, snapshots for reports.
         .target(name: "Journal", dependencies: ["CSQLite", "Scheduling", "Records", "Messages"], swiftSettings: optimize),
         .target(name: "NeuralCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
-        .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "Digest"], swiftSettings: optimize),
+        .target(name: "Datasets", dependencies: ["NeuralCore", "CZlib", "Digest", "CImageCodecs"], swiftSettings: optimize),
         .target(name: "Compression", dependencies: ["NeuralCore", "Records"], swiftSettings: optimize),
         .target(name: "Experiment", dependencies: ["NeuralCore", "Datasets", "Compression", "Records", "Digest"], swiftSettings: optimize),
         .target(name: "Plot", swiftSettings: optimize),
@@ -66,7 +69,7 @@ let package = Package(
             ],
             swiftSettings: optimize),
         .testTarget(name: "NeuralCoreTests", dependencies: ["NeuralCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore", "Digest"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "NeuralCore", "Digest"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Messages", "Records"], resources: [.copy("Golden")]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "Simulation", "Messages", "Records", "WorkerProtocol", "Digest", "Journal"]),

@@ -9,21 +9,24 @@ import time
 import torch
 import torch.nn.functional as F
 
-from torch_models import MODELS
+from torch_models import twin
 
 p = argparse.ArgumentParser()
-p.add_argument("--model", required=True, choices=sorted(MODELS))
+p.add_argument("--model", required=True)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--batch", type=int, default=128)
 p.add_argument("--seconds", type=float, default=4.0)
+p.add_argument("--input", default="1x28x28", help="CxHxW")
+p.add_argument("--patch", type=int, default=7, help="ViT patch size")
 a = p.parse_args()
+c, h, w = (int(v) for v in a.input.split("x"))
 
 torch.set_num_threads(a.threads)
 torch.manual_seed(1)
-model = MODELS[a.model]()
+model = twin(a.model, classes=10, channels=c, size=h, patch=a.patch, dim=64, depth=4, heads=4)
 model.train()
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-x = torch.randn(a.batch, 1, 28, 28)
+x = torch.randn(a.batch, c, h, w)
 y = torch.randint(0, 10, (a.batch,))
 
 

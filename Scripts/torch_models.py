@@ -175,4 +175,3 @@ class _Seq(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-MODELS = {"lenet5": lenet5, "vgg-small": vgg_small}

@@ -1,4 +1,5 @@
 import Compression
+import Datasets
 import Experiment
 import Foundation
 import NeuralCore
@@ -44,10 +45,15 @@ public struct SweepFile: Sendable, Equatable {
         /// them the coordinator pins the fingerprint of the first worker that leases a task of a
         /// shard, which keeps a sweep consistent but cannot tell which copy is the right one.
         public var fingerprints: [String]
-        public init(dataset: String = "fashion-mnist", shards: Int = 1, fingerprints: [String] = []) {
+        /// Where the data set's files are on this machine (relative to the sweep file once
+        /// loaded): what `apsweep sweep` and `plan` read, and its local workers' `--data`. Remote
+        /// workers are given their own `--data`.
+        public var path: String?
+        public init(dataset: String = "fashion-mnist", shards: Int = 1, fingerprints: [String] = [], path: String? = nil) {
             self.dataset = dataset
             self.shards = shards
             self.fingerprints = fingerprints
+            self.path = path
         }
     }
     /// Checkpoints a model starts from (paths as written, relative to the sweep file's
@@ -91,8 +97,9 @@ public struct SweepFile: Sendable, Equatable {
         }
         do {
             var sweep = try parse(text)
-            // Checkpoint paths are relative to the sweep file, as a reader of it expects.
+            // Checkpoint and data paths are relative to the sweep file, as a reader of it expects.
             let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+            sweep.data.path = sweep.data.path.map { $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).standardizedFileURL.path }
             sweep.starts = sweep.starts.map { start in
                 start.map { s in
                     var s = s
@@ -117,12 +124,19 @@ public struct SweepFile: Sendable, Equatable {
         }
         var data = DataSpec()
         if let d = top["data"] {
-            let m = try r.mapping(d, "data", allowed: ["dataset", "shards", "fingerprints"])
+            let m = try r.mapping(d, "data", allowed: ["dataset", "shards", "fingerprints", "path"])
             if let n = m["dataset"] {
                 data.dataset = try r.string(n, "data.dataset")
-                guard datasets.contains(data.dataset) else {
-                    throw r.error(n, "data.dataset", "unknown data set '\(data.dataset)'; allowed: \(datasets.joined(separator: ", "))")
+                let folder: Bool
+                do { folder = try ImageFolder.settings(data.dataset) != nil } catch { throw r.error(n, "data.dataset", "\(error)") }
+                guard datasets.contains(data.dataset) || folder else {
+                    throw r.error(n, "data.dataset", "unknown data set '\(data.dataset)'; allowed: \(datasets.joined(separator: ", ")), folder[:SIZE][:gray][:skip-corrupt]")
                 }
+            }
+            if let n = m["path"] {
+                let text = try r.string(n, "data.path")
+                guard !text.isEmpty else { throw r.error(n, "data.path", "is empty; give the directory of the data set's files") }
+                data.path = text
             }
             if let n = m["shards"] { data.shards = try r.int(n, "data.shards", 1...10_000) }
             if let n = m["fingerprints"] {

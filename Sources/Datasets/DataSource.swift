@@ -4,12 +4,18 @@ import Foundation
 public enum DataSource: Sendable, Equatable {
     case idx(IDXDataset, directory: String?)
     case cifar(CIFAR, directory: String)
+    case folder(ImageFolder)
     case shardFile(String)
 
-    /// Parses a `--dataset` value: `fashion-mnist`, `mnist`, `cifar10`, `cifar100`, or a path to
-    /// an `.apshard` file. `directory` overrides where a named set is read from.
+    /// Parses a `--dataset` value: `fashion-mnist`, `mnist`, `cifar10`, `cifar100`, an image
+    /// folder (`folder[:SIZE][:gray][:skip-corrupt]`, see `ImageFolder`), or a path to an
+    /// `.apshard` file. `directory` overrides where a named set is read from.
     public static func parse(_ text: String, directory: String?) throws -> DataSource {
         if text.hasSuffix(".apshard") { return .shardFile(text) }
+        if let f = try ImageFolder.settings(text) {
+            guard let directory else { throw DatasetError.mismatch("\(text): give the image folder with --data DIR (one sub-directory per class)") }
+            return .folder(ImageFolder(directory: directory, size: f.size, channels: f.channels, skipCorrupt: f.skipCorrupt))
+        }
         if let idx = IDXDataset(rawValue: text) { return .idx(idx, directory: directory) }
         if let cifar = CIFAR(rawValue: text) {
             guard let directory else {
@@ -17,7 +23,7 @@ public enum DataSource: Sendable, Equatable {
             }
             return .cifar(cifar, directory: directory)
         }
-        throw DatasetError.mismatch("unknown data set '\(text)': use fashion-mnist, mnist, cifar10, cifar100 or a path to an .apshard file")
+        throw DatasetError.mismatch("unknown data set '\(text)': use fashion-mnist, mnist, cifar10, cifar100, folder[:SIZE][:gray] (with --data DIR) or a path to an .apshard file")
     }
 
     /// The data set's name as it enters fingerprints ("fashion-mnist").
@@ -25,6 +31,7 @@ public enum DataSource: Sendable, Equatable {
         switch self {
         case let .idx(set, _): return set.rawValue
         case let .cifar(set, _): return set.rawValue
+        case let .folder(f): return f.name
         case let .shardFile(path): return path
         }
     }
@@ -48,6 +55,8 @@ public enum DataSource: Sendable, Equatable {
         case let .cifar(set, directory):
             return Shard(name: set.rawValue, train: try set.load(directory: directory, train: true),
                          test: try set.load(directory: directory, train: false))
+        case let .folder(f):
+            return try f.load().shard
         case let .shardFile(path):
             return try ShardFile.read(path: path)
         }

@@ -28,23 +28,12 @@ enum Migration {
             try db.run("SELECT name FROM sqlite_master WHERE type = 'table'") { tables.append($0.text(0) ?? "") }
             // meta, workers and blobs keep their layout; the rest is made new.
             try db.execute("""
-                CREATE TABLE tasks(position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, label TEXT NOT NULL,
-                    spec BLOB NOT NULL, depends_on TEXT, data_dataset TEXT, data_shard INTEGER, data_count INTEGER,
-                    epoch_first INTEGER, epoch_last INTEGER, required_blob TEXT,
-                    state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
-                    handbacks INTEGER NOT NULL DEFAULT 0, worker TEXT, last_error TEXT, checkpoint TEXT,
-                    baseline_train_accuracy REAL, baseline_test_accuracy REAL, baseline_train_loss REAL, baseline_test_loss REAL,
-                    started_ms INTEGER, finished_ms INTEGER);
-                CREATE TABLE leases(task INTEGER NOT NULL, attempt INTEGER NOT NULL, worker TEXT NOT NULL, started_ms INTEGER NOT NULL,
-                    outcome TEXT, PRIMARY KEY(task, attempt)) WITHOUT ROWID;
-                CREATE TABLE records(task INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(task, epoch)) WITHOUT ROWID;
-                CREATE TABLE names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-                CREATE TABLE events(seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, task_id TEXT, worker TEXT, kind TEXT NOT NULL, detail TEXT);
+                \(SweepJournal.sweepTables)
                 INSERT INTO events(seq, at_ms, task_id, worker, kind, detail) SELECT seq, at_ms, task_id, worker, kind, detail FROM events_v1;
                 CREATE INDEX events_kind ON events(kind);
                 """)
-            if !tables.contains("workers") { try db.execute("CREATE TABLE workers(id TEXT PRIMARY KEY, host TEXT, cores INTEGER, version TEXT, data TEXT, first_seen_ms INTEGER, last_seen_ms INTEGER)") }
-            if !tables.contains("blobs") { try db.execute("CREATE TABLE blobs(hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_ms INTEGER NOT NULL)") }
+            if !tables.contains("workers") { try db.execute(SweepJournal.workersTable) }
+            if !tables.contains("blobs") { try db.execute(SweepJournal.blobsTable) }
             var position: [String: Int] = [:]
             for (i, t) in old.enumerated() {
                 let planned = try describe(t.id, t.kind, t.label, t.spec, t.dependsOn)

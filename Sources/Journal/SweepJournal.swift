@@ -13,6 +13,26 @@ import Scheduling
 /// migrated copy when opened read-only.
 public final class SweepJournal: JournalStore {
     public static let schemaVersion = 2
+
+    /// The tables of schema version 2 that hold a sweep (a fresh journal and the migration from
+    /// version 1 both create them from here).
+    static let sweepTables = """
+            CREATE TABLE tasks(position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, label TEXT NOT NULL,
+                spec BLOB NOT NULL, depends_on TEXT, data_dataset TEXT, data_shard INTEGER, data_count INTEGER,
+                epoch_first INTEGER, epoch_last INTEGER, required_blob TEXT,
+                state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+                handbacks INTEGER NOT NULL DEFAULT 0, worker TEXT, last_error TEXT, checkpoint TEXT,
+                baseline_train_accuracy REAL, baseline_test_accuracy REAL, baseline_train_loss REAL, baseline_test_loss REAL,
+                started_ms INTEGER, finished_ms INTEGER);
+            CREATE TABLE leases(task INTEGER NOT NULL, attempt INTEGER NOT NULL, worker TEXT NOT NULL, started_ms INTEGER NOT NULL,
+                outcome TEXT, PRIMARY KEY(task, attempt)) WITHOUT ROWID;
+            CREATE TABLE records(task INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(task, epoch)) WITHOUT ROWID;
+            CREATE TABLE names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+            CREATE TABLE events(seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, task_id TEXT, worker TEXT, kind TEXT NOT NULL, detail TEXT);
+        """
+    static let workersTable = "CREATE TABLE workers(id TEXT PRIMARY KEY, host TEXT, cores INTEGER, version TEXT, data TEXT, first_seen_ms INTEGER, last_seen_ms INTEGER)"
+    static let blobsTable = "CREATE TABLE blobs(hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_ms INTEGER NOT NULL)"
+
     /// 'APSW', in the database header: what tells an apsweep journal from other SQLite files.
     public static let applicationID: Int32 = 0x4150_5357
     let db: Database
@@ -400,20 +420,9 @@ enum Layout {
                 PRAGMA application_id = \(SweepJournal.applicationID);
                 PRAGMA user_version = \(SweepJournal.schemaVersion);
                 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE tasks(position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, label TEXT NOT NULL,
-                    spec BLOB NOT NULL, depends_on TEXT, data_dataset TEXT, data_shard INTEGER, data_count INTEGER,
-                    epoch_first INTEGER, epoch_last INTEGER, required_blob TEXT,
-                    state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
-                    handbacks INTEGER NOT NULL DEFAULT 0, worker TEXT, last_error TEXT, checkpoint TEXT,
-                    baseline_train_accuracy REAL, baseline_test_accuracy REAL, baseline_train_loss REAL, baseline_test_loss REAL,
-                    started_ms INTEGER, finished_ms INTEGER);
-                CREATE TABLE leases(task INTEGER NOT NULL, attempt INTEGER NOT NULL, worker TEXT NOT NULL, started_ms INTEGER NOT NULL,
-                    outcome TEXT, PRIMARY KEY(task, attempt)) WITHOUT ROWID;
-                CREATE TABLE records(task INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(task, epoch)) WITHOUT ROWID;
-                CREATE TABLE names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-                CREATE TABLE events(seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, task_id TEXT, worker TEXT, kind TEXT NOT NULL, detail TEXT);
-                CREATE TABLE workers(id TEXT PRIMARY KEY, host TEXT, cores INTEGER, version TEXT, data TEXT, first_seen_ms INTEGER, last_seen_ms INTEGER);
-                CREATE TABLE blobs(hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_ms INTEGER NOT NULL);
+                \(SweepJournal.sweepTables)
+                \(SweepJournal.workersTable);
+                \(SweepJournal.blobsTable);
                 CREATE INDEX events_kind ON events(kind);
                 INSERT INTO meta(key, value) VALUES('schema_version', '\(SweepJournal.schemaVersion)');
                 """)

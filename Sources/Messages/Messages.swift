@@ -184,6 +184,19 @@ public struct BlobChunk: Sendable, Equatable {
     public init(hash: String = "", offset: UInt64 = 0, totalSize: UInt64 = 0, data: [UInt8] = [], last: Bool = false) {
         self.hash = hash; self.offset = offset; self.totalSize = totalSize; self.data = data; self.last = last
     }
+
+    /// A blob as the chunks that upload it, at most `maxChunk` bytes each, the last one marked
+    /// (an empty blob is one empty, last chunk).
+    public static func chunks(of bytes: [UInt8], hash: String, maxChunk: Int) -> [BlobChunk] {
+        let chunk = max(1, maxChunk)
+        var out: [BlobChunk] = [], offset = 0
+        repeat {
+            let end = min(bytes.count, offset + chunk)
+            out.append(BlobChunk(hash: hash, offset: UInt64(offset), totalSize: UInt64(bytes.count), data: Array(bytes[offset..<end]), last: end == bytes.count))
+            offset = end
+        } while offset < bytes.count
+        return out
+    }
 }
 
 public struct StatusRequest: Sendable, Equatable {

@@ -597,14 +597,7 @@ public final class SimulationWorld {
         if t.kind == .baseline {
             let bytes = (0..<(rng.int(1...40) * 1000)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ taskID.utf8.count) }
             let hash = SHA256Hasher.hex(bytes)
-            let chunk = workers[i].session.maxChunk
-            var offset = 0
-            repeat {
-                let end = min(bytes.count, offset + chunk)
-                messages.append(.blobChunk(BlobChunk(hash: hash, offset: UInt64(offset), totalSize: UInt64(bytes.count), data: Array(bytes[offset..<end]),
-                                                     last: end == bytes.count)))
-                offset = end
-            } while offset < bytes.count
+            messages += BlobChunk.chunks(of: bytes, hash: hash, maxChunk: workers[i].session.maxChunk).map(Message.blobChunk)
             result.checkpointHash = hash
             result.baseline = BaselineSummary(trainAccuracy: 90, testAccuracy: 88, trainLoss: 0.3, testLoss: 0.35)
         }

@@ -208,15 +208,7 @@ public final class SweepWorker {
             // A baseline's checkpoint goes into the cache, then to the coordinator in chunks.
             let bytes = [UInt8](try Checkpoint.encode(b, spec: task.model))
             let hash = try cache.store(bytes)
-            var messages: [Message] = []
-            let chunk = max(1, session.maxChunk)
-            var offset = 0
-            repeat {
-                let end = min(bytes.count, offset + chunk)
-                messages.append(.blobChunk(BlobChunk(hash: hash, offset: UInt64(offset), totalSize: UInt64(bytes.count), data: Array(bytes[offset..<end]),
-                                                     last: end == bytes.count)))
-                offset = end
-            } while offset < bytes.count
+            let messages = BlobChunk.chunks(of: bytes, hash: hash, maxChunk: session.maxChunk).map(Message.blobChunk)
             result.checkpointHash = hash
             result.baseline = BaselineSummary(trainAccuracy: b.trainAccuracy, testAccuracy: b.testAccuracy, trainLoss: b.trainLoss, testLoss: b.testLoss)
             return messages + [.result(result)]

@@ -12,19 +12,29 @@ struct Bench: ParsableCommand {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Training images/s for LeNet-5 and vgg-small on Fashion-MNIST-shaped batches, with PyTorch's ratio when torch is available.")
+        abstract: "Training images/s of zoo architectures (default LeNet-5 and vgg-small, Fashion-MNIST-shaped), with PyTorch's ratio when torch is available.")
 
     @Option(parsing: .upToNextOption, help: "Models to measure.") var models: [Architecture] = [.lenet5, .vggSmall]
     @Option(parsing: .upToNextOption, help: "Thread counts to measure.") var threads: [Int] = [1, 2]
     @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Input CxHxW (3x32x32 for CIFAR-shaped batches).") var input = "1x28x28"
     @Option(help: "Seconds to measure each configuration (after warm-up).") var seconds = 4.0
     @Option(help: "Python with torch for the side-by-side run (default: $APSWEEP_TORCH_PYTHON, .venv-torch/bin/python, /opt/torchvenv/bin/python). 'none' skips PyTorch.")
     var torchPython: String?
 
+    func validate() throws { _ = try parseShape(input) }
+
+    /// The model measured: the zoo's defaults at this input (ViT: dim 64, 4 layers, 4 heads, the
+    /// patch 7, 8 or 4 that divides the image).
+    func spec(_ arch: Architecture) throws -> ModelSpec {
+        let shape = try parseShape(input)
+        return ModelSpec(arch, inputShape: shape, patch: shape[1] % 7 == 0 ? 7 : (shape[1] % 8 == 0 ? 8 : 4))
+    }
+
     func run() throws {
         try BLAS.load()
         Allocator.keepFreedMemory()
-        print("apsweep bench train: batch \(batch), input [1, 28, 28], 10 classes, SGD momentum 0.9; \(BLAS.summary.replacingOccurrences(of: ", \(BLAS.threads) threads", with: "").replacingOccurrences(of: ", 1 thread", with: ""))")
+        print("apsweep bench train: batch \(batch), input \(describeShape(try parseShape(input))), 10 classes, SGD momentum 0.9; \(BLAS.summary.replacingOccurrences(of: ", \(BLAS.threads) threads", with: "").replacingOccurrences(of: ", 1 thread", with: ""))")
         let python = resolveTorchPython()
         if python == nil { print("PyTorch: not found (set --torch-python or run Scripts/torch-venv); printing apsweep's figures only") }
         print(zip(["model", "threads", "apsweep img/s", "pytorch img/s", "ratio"], [10, 9, 16, 16, 6])
@@ -44,11 +54,12 @@ struct BenchTrain: ParsableCommand {
     }
 
     private func measure(_ arch: Architecture) throws -> Double {
-        let model = try ModelSpec(arch).build(seed: 1)
+        let spec = try self.spec(arch)
+        let model = try spec.build(seed: 1)
         let trainer = Trainer(model: model, optimizer: SGD(model.parameters, learningRate: 0.01, momentum: 0.9))
         var rng = SeededGenerator(seed: 2)
-        let x = Tensor(shape: [batch, 1, 28, 28], unsafeUninitialized: { p in
-            for i in 0..<(batch * 784) { p[i] = Float(rng.nextNormal()) }
+        let x = Tensor(shape: [batch] + spec.inputShape, unsafeUninitialized: { p in
+            for i in 0..<(batch * spec.inputShape.reduce(1, *)) { p[i] = Float(rng.nextNormal()) }
         })
         let labels = (0..<batch).map { _ in Int(rng.next() % 10) }
         for _ in 0..<3 { try trainer.step(x, labels: labels) }
@@ -75,8 +86,9 @@ struct BenchTrain: ParsableCommand {
         let script = scriptsDirectory().appendingPathComponent("bench_torch.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
+        guard let spec = try? self.spec(model) else { return nil }
         process.arguments = [script, "--model", model.rawValue, "--threads", String(threads),
-                             "--batch", String(batch), "--seconds", String(seconds)]
+                             "--batch", String(batch), "--seconds", String(seconds), "--input", input, "--patch", String(spec.patch)]
         let pipe = Pipe()
         process.standardOutput = pipe
         do { try process.run() } catch { return nil }

@@ -43,7 +43,7 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let sweep = try loadSweep(file)
-        try checkData(sweep, directory: data)
+        try checkData(sweep, directory: data ?? sweep.data.path)
         let plan: Plan
         do { plan = try Plan(sweep, checkpoints: try StartCheckpoints.inspect(sweep)) } catch { throw CLIError("\(error)") }
         let baselines = plan.entries.filter { $0.dependsOn == nil }.count
@@ -291,8 +291,9 @@ struct SweepCommand: ParsableCommand {
         installStopHandlers()
         let sweep = try loadSweep(file)
         guard sweep.data.dataset != "synthetic" else {
-            throw CLIError("\(file): apsweep sweep runs named data sets (fashion-mnist, mnist, cifar10, cifar100); for shard files run apsweep coordinator and workers with --shard")
+            throw CLIError("\(file): apsweep sweep runs named data sets (fashion-mnist, mnist, cifar10, cifar100, image folders); for shard files run apsweep coordinator and workers with --shard")
         }
+        let data = self.data ?? sweep.data.path
         try checkData(sweep, directory: data)
         let out = dir ?? "runs/\(sweep.name)"
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch { throw CLIError("\(out): \(error.localizedDescription)") }

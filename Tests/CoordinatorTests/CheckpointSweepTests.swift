@@ -125,3 +125,43 @@ final class CheckpointSweepTests: XCTestCase {
         XCTAssert(few.stdout.contains("of 128)"), few.stdout)
     }
 }
+
+/// A sweep on an image folder (`data: {dataset: folder:16, path: images}`), end to end on the
+/// real binary, with the fixture images of DatasetsTests.
+final class ImageFolderSweepTests: XCTestCase {
+    var h: BinaryHarness!
+
+    override func setUpWithError() throws {
+        h = try BinaryHarness("imagefolder")
+        try XCTSkipUnless(h.available, "apsweep is not built next to the tests")
+    }
+    override func tearDown() { h.cleanUp() }
+
+    func testASweepRunsOnAnImageFolderGivenInTheSweepFile() throws {
+        let images = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DatasetsTests/Fixtures/images").path
+        for (c, cls) in ["a", "b", "c"].enumerated() {
+            try FileManager.default.createDirectory(atPath: "\(h.dir)/imgs/\(cls)", withIntermediateDirectories: true)
+            for (i, f) in ["rgb.png", "photo.jpg", "gray.png", "rgba.png", "gray.jpg", "photo.jpg"].enumerated() {
+                try FileManager.default.copyItem(atPath: "\(images)/\(f)", toPath: "\(h.dir)/imgs/\(cls)/\(c)-\(i)-\(f)")
+            }
+        }
+        try """
+            name: folder-sweep
+            data: {dataset: "folder:16", path: imgs}
+            models: [{architecture: lenet5, width: 0.25, input_shape: [3, 16, 16], classes: 3}]
+            trials: 1
+            baseline: {epochs: 1, batch: 8}
+            prune: {methods: [lowest], sparsities: [0.5], fine_tune: {epochs: 1, batch: 8}}
+            """.write(toFile: h.dir + "/sweep.yaml", atomically: true, encoding: .utf8)
+        let out = try h.run(["sweep", h.dir + "/sweep.yaml", "--workers", "1", "--threads", "1", "--dir", h.dir + "/run"], timeout: 120)
+        XCTAssertEqual(out.status, 0, out.stderr + out.stdout)
+        try h.read { j in XCTAssert(try j.tasks().allSatisfy { $0.row.state == .done }) }
+        // A model that does not fit the folder's classes is refused by name, not crashed on.
+        try String(contentsOfFile: h.dir + "/sweep.yaml", encoding: .utf8).replacingOccurrences(of: "classes: 3", with: "classes: 2")
+            .write(toFile: h.dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let bad = try h.run(["sweep", h.dir + "/bad.yaml", "--workers", "1", "--threads", "1", "--dir", h.dir + "/run2", "--max-attempts", "1"], timeout: 120)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssert(bad.stdout.contains("lenet5 has 2 outputs; the data has 3 classes"), bad.stdout + bad.stderr)
+    }
+}
