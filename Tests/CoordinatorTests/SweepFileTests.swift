@@ -77,7 +77,7 @@ final class SweepFileTests: XCTestCase {
             ("models: [{architecture: lenet5}]\nprune: {fine_tune: {lr: -1}}", "prune.fine_tune.lr: -1 is outside"),
             ("models: [{architecture: lenet6}]\nprune: {}", "models[0].architecture: unknown architecture 'lenet6'; allowed: "),
             ("models: [{architecture: lenet5}]\nprune: {metrics: [cauchy]}", "prune.metrics[0]: unknown metric"),
-            ("data: {fingerprint: abc}\nmodels: [{architecture: lenet5}]\nprune: {}", "data.fingerprint: unknown key 'fingerprint' in data; allowed: dataset, fingerprints, shards"),
+            ("data: {fingerprint: abc}\nmodels: [{architecture: lenet5}]\nprune: {}", "data.fingerprint: unknown key 'fingerprint' in data; allowed: dataset, fingerprints, path, shards"),
         ]
         for (yaml, expected) in cases { XCTAssert(message(yaml).contains(expected), "\(yaml)\n→ \(message(yaml))") }
         XCTAssert(message(": : :").contains("not valid YAML") || message(": : :").contains("mapping"))
