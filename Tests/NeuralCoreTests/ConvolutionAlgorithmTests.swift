@@ -1,4 +1,4 @@
-import NeuralCore
+@testable import NeuralCore
 import XCTest
 
 /// Winograd F(2×2, 3×3) against the GEMM forms on the same layer: output, input gradient, weight
@@ -61,5 +61,32 @@ final class ConvolutionAlgorithmTests: XCTestCase {
         narrow.computesInputGradient = false
         let x1 = randomTensor([2, 1, 6, 6], seed: 6), dy1 = randomTensor([2, 8, 6, 6], seed: 7)
         XCTAssertTrue(try run(narrow, .automatic, x1, dy1) == (try run(narrow, .gemm, x1, dy1)), "1 input channel: automatic is GEMM")
+    }
+
+    /// Maps no larger than the kernel's reach run a smaller convolution of the used taps: the
+    /// same numbers as the full GEMM form, and zero weight gradient on the taps never used.
+    func testKernelsLargerThanTheMapRunAsTheirUsedTaps() throws {
+        let cases: [(shape: [Int], oc: Int, stride: Int, padding: Int, first: Int, k: Int)] = [
+            ([6, 16, 1, 1], 8, 1, 1, 1, 1),   // ResNet's last stage on 32×32: the centre tap only
+            ([4, 8, 2, 2], 16, 2, 1, 1, 2),   // its strided entry: a 2×2 corner
+            ([3, 8, 2, 2], 4, 1, 2, 0, 3),    // padding 2 on a 2×2 map: every tap meets the image somewhere
+        ]
+        var rng = SeededGenerator(seed: 11)
+        for (i, c) in cases.enumerated() {
+            let conv = Conv2d(c.shape[1], c.oc, kernel: 3, stride: c.stride, padding: c.padding, rng: &rng)
+            let geometry = Conv2d.Geometry(c: c.shape[1], h: c.shape[2], w: c.shape[3], oc: c.oc, k: 3, s: c.stride, p: c.padding)
+            let reduced = conv.reduction(geometry)
+            if c.k == 3 { XCTAssertNil(reduced, "case \(i): every tap is used"); continue }
+            XCTAssertEqual(reduced?.first, c.first, "case \(i)")
+            XCTAssertEqual(reduced?.k, c.k, "case \(i)")
+            let x = randomTensor(c.shape, seed: 300 + UInt64(i))
+            let (oh, ow) = conv.outputSize(c.shape[2], c.shape[3])
+            let dy = randomTensor([c.shape[0], c.oc, oh, ow], seed: 400 + UInt64(i))
+            let full = try run(conv, .gemm, x, dy), small = try run(conv, .automatic, x, dy)
+            for (k, name) in ["output", "input gradient", "weight gradient", "bias gradient"].enumerated() {
+                XCTAssertEqual(full[k].count, small[k].count, "\(name) size, case \(i)")
+                XCTAssertLessThan(largestRelativeDifference(small[k], full[k]), 2e-6, "\(name), case \(i)")
+            }
+        }
     }
 }

@@ -21,6 +21,9 @@ public final class Conv2d: Layer {
     /// How the convolution is computed; every choice gives the same result up to rounding.
     public var algorithm: Algorithm = .automatic
     private var input: Tensor?
+    /// The smaller convolution the last training forward ran instead (see `reduction`), for backward.
+    private var reducedRun: (conv: Conv2d, first: Int)?
+    private var reducedConvs: [Int: Conv2d] = [:]
     /// The kernels in the Winograd domain as the last training forward used them, for backward.
     private var winogradFilters: [Float]?
 
@@ -122,6 +125,8 @@ public final class Conv2d: Layer {
                    x.rank == 4 && x.shape[1] == inChannels
                        && x.shape[2] + 2 * padding >= kernel.h && x.shape[3] + 2 * padding >= kernel.w)
         let g = geometry(x.shape), n = x.shape[0]
+        reducedRun = nil
+        if algorithm == .automatic, let r = reduction(g) { return try forwardReduced(x, mode: mode, r) }
         var y = Tensor(shape: [n, g.oc, g.oh, g.ow], unsafeUninitialized: { _ in })   // every element is written below
         let filters = x.withPointer { xp in
             weight.value.withPointer { wp in
@@ -359,7 +364,81 @@ public final class Conv2d: Layer {
         }
     }
 
+    // MARK: kernels larger than the map
+
+    /// The taps of one kernel dimension that ever touch the input (the others only ever multiply
+    /// padding), as the first one and their count.
+    static func usedTaps(size: Int, k: Int, s: Int, p: Int) -> (first: Int, count: Int) {
+        let out = (size + 2 * p - k) / s + 1
+        var lo = k, hi = -1
+        for r in 0..<k where (0..<out).contains(where: { (0..<size).contains($0 * s - p + r) }) {
+            lo = min(lo, r)
+            hi = max(hi, r)
+        }
+        return (lo, hi - lo + 1)
+    }
+
+    /// On maps no larger than the kernel's reach — a padded 3×3 convolution on a 1×1 map (ResNet's
+    /// last stage on 32×32 inputs) sees only its centre tap, a strided one on 2×2 only a 2×2
+    /// corner — the convolution equals a smaller one with the used taps and less padding, which
+    /// does a ninth (or four ninths) of the work. Returns its first tap, kernel and padding.
+    func reduction(_ g: Geometry) -> (first: Int, k: Int, p: Int)? {
+        let rows = Self.usedTaps(size: g.h, k: g.k, s: g.s, p: g.p), cols = Self.usedTaps(size: g.w, k: g.k, s: g.s, p: g.p)
+        guard rows == cols, rows.count >= 1, rows.count < g.k else { return nil }
+        let p = g.p - rows.first
+        guard p >= 0, (g.h + 2 * p - rows.count) / g.s + 1 == g.oh, (g.w + 2 * p - rows.count) / g.s + 1 == g.ow else { return nil }
+        return (rows.first, rows.count, p)
+    }
+
+    private func forwardReduced(_ x: Tensor, mode: Mode, _ r: (first: Int, k: Int, p: Int)) throws -> Tensor {
+        let key = r.k * 1000 + r.p
+        let inner: Conv2d
+        if let c = reducedConvs[key] { inner = c } else {
+            var rng = SeededGenerator(seed: 0)
+            inner = Conv2d(inChannels, outChannels, kernel: r.k, stride: stride, padding: r.p, bias: bias != nil, rng: &rng)
+            reducedConvs[key] = inner
+        }
+        let k = kernel.h, pairs = outChannels * inChannels
+        inner.weight.value = Tensor(shape: [outChannels, inChannels, r.k, r.k]) { dst in
+            weight.value.withPointer { src in
+                for q in 0..<pairs {
+                    for i in 0..<r.k { for j in 0..<r.k { dst[(q * r.k + i) * r.k + j] = src[(q * k + r.first + i) * k + r.first + j] } }
+                }
+            }
+        }
+        if let bias { inner.bias!.value = bias.value }
+        inner.computesInputGradient = computesInputGradient
+        inner.path = path
+        let y = try inner.forward(x, mode: mode)
+        input = nil
+        winogradFilters = nil
+        if mode == .train { reducedRun = (inner, r.first) }
+        return y
+    }
+
+    /// Backward through the smaller convolution; its weight gradient goes to the used taps (the
+    /// others' gradient is exactly zero).
+    private func backwardReduced(_ dy: Tensor, _ run: (conv: Conv2d, first: Int)) throws -> Tensor {
+        let inner = run.conv
+        inner.weight.zeroGrad()
+        inner.bias?.zeroGrad()
+        let dx = try inner.backward(dy)
+        let k = kernel.h, rk = inner.kernel.h, pairs = outChannels * inChannels
+        let src = inner.weight.grad.withPointer { $0 }, dst = weight.grad.withMutablePointer { $0 }
+        withExtendedLifetime((inner.weight.grad, weight.grad)) {
+            for q in 0..<pairs {
+                for i in 0..<rk { for j in 0..<rk { dst[(q * k + run.first + i) * k + run.first + j] += src[(q * rk + i) * rk + j] } }
+            }
+        }
+        if let bias, let b = inner.bias {
+            let g = b.grad.scalars
+            bias.grad.withMutablePointer { p in for o in 0..<outChannels { p[o] += g[o] } }
+        }
+        return dx
+    }
+
     public func backward(_ dy: Tensor) throws -> Tensor {
+        if let run = reducedRun { return try backwardReduced(dy, run) }
         guard let x = input else { throw NeuralCoreError.backwardWithoutForward(layer: path) }
         let g = geometry(x.shape), n = x.shape[0]
         try expect(dy.shape, describeShape([n, g.oc, g.oh, g.ow]), dy.shape == [n, g.oc, g.oh, g.ow])
