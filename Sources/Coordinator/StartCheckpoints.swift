@@ -65,12 +65,7 @@ public enum StartCheckpoints {
     /// Refuses a file that would not load into `model` on a worker: not safetensors, keys or
     /// shapes of another network, NaN or ±∞ weights.
     static func check(_ file: String, name: String, model: ModelSpec) throws {
-        do {
-            let (entries, _) = try Safetensors.read(path: file)
-            let tensors = entries.mapValues(\.tensor)
-            try model.build(seed: 0).load(tensors)
-            try Checkpoint.checkFinite(tensors, path: file)
-        } catch {
+        do { _ = try Checkpoint.model(path: file, spec: model) } catch {
             throw SweepError.invalid("\(name): \(file) does not fit \(model.name) (width \(model.width), input \(model.inputShape.map(String.init).joined(separator: "×")), \(model.classes) classes): \(error)")
         }
     }

@@ -99,13 +99,10 @@ public struct SweepFile: Sendable, Equatable {
             var sweep = try parse(text)
             // Checkpoint and data paths are relative to the sweep file, as a reader of it expects.
             let base = URL(fileURLWithPath: path).deletingLastPathComponent()
-            sweep.data.path = sweep.data.path.map { $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).standardizedFileURL.path }
-            sweep.starts = sweep.starts.map { start in
-                start.map { s in
-                    var s = s
-                    s.checkpoints = s.checkpoints.map { $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).standardizedFileURL.path }
-                    return s
-                }
+            func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : base.appendingPathComponent(p).standardizedFileURL.path }
+            sweep.data.path = sweep.data.path.map(resolve)
+            for m in sweep.starts.indices {
+                if let files = sweep.starts[m]?.checkpoints { sweep.starts[m]?.checkpoints = files.map(resolve) }
             }
             return sweep
         } catch let e as SweepError { throw SweepError.invalid("\(path): \(e)") }

@@ -52,6 +52,20 @@ public enum Checkpoint {
         return (spec, result)
     }
 
+    /// A model of `spec` holding `tensors` (a checkpoint's content) — every key and shape,
+    /// strictly — and finite weights; errors name `path`.
+    public static func model(_ tensors: [String: Tensor], spec: ModelSpec, path: String) throws -> Model {
+        let model = try spec.build(seed: 0)
+        do { try model.load(tensors) } catch { throw ExperimentError.invalid("\(path): \(error)") }
+        try checkFinite(tensors, path: path)
+        return model
+    }
+
+    /// The same from a safetensors file.
+    public static func model(path: String, spec: ModelSpec) throws -> Model {
+        try model(try Safetensors.read(path: path).0.mapValues(\.tensor), spec: spec, path: path)
+    }
+
     /// Throws naming the first tensor that holds NaN or ±∞ (a diverged training's weights).
     public static func checkFinite(_ result: BaselineResult, path: String) throws {
         try checkFinite(Dictionary(result.state.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }), path: path)

@@ -24,16 +24,16 @@ public enum Runner {
     public typealias StepProgress = (_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double, _ accuracy: Double, _ imagesPerSecond: Double) -> Void
 
     /// Trains a baseline; `onEpoch` sees each epoch's record as soon as it exists.
-    /// `start`: weights to begin from (a checkpoint the lab trained; every key of the model,
-    /// strictly) instead of the seed's initialisation; with 0 epochs they are only measured.
-    public static func runBaseline(_ task: BaselineTask, data: Shard, start: [String: Tensor]? = nil, onStep: StepProgress? = nil,
+    /// `start`: a model of `task.model` holding the weights to begin from (a checkpoint the lab
+    /// trained, `Checkpoint.model`) instead of the seed's initialisation; with 0 epochs they are
+    /// only measured.
+    public static func runBaseline(_ task: BaselineTask, data: Shard, start: Model? = nil, onStep: StepProgress? = nil,
                                    onEpoch: (EpochRecord) throws -> Void = { _ in }) throws -> BaselineResult {
         try task.training.validate("training")
         guard data.train.count > 0 else { throw ExperimentError.invalid("\(data.name) has no training images: a baseline cannot be trained on nothing") }
         guard data.test.count > 0 else { throw ExperimentError.invalid("\(data.name) has no test images: its accuracy could not be measured") }
         try Batches.check(data.train, fit: task.model.inputShape, classes: task.model.classes, model: task.model.name)
-        let model = try task.model.build(seed: task.seed)
-        if let start { try model.load(start) }
+        let model = try start ?? task.model.build(seed: task.seed)
         let optimizer = task.training.makeOptimizer(model.parameters)
         let trainer = Trainer(model: model, loss: SoftmaxCrossEntropy(labelSmoothing: Float(task.training.labelSmoothing)), optimizer: optimizer)
         var history: [EpochRecord] = []

@@ -41,17 +41,12 @@ public enum TaskRunner {
             return .noop
         case .baseline:
             guard let data else { throw TaskError.invalid("a baseline task needs its data (\(task.dataset) shard \(task.shardIndex)/\(task.shardCount))") }
-            var start: [String: Tensor]?
+            var start: Model?
             if let hash = task.start {
                 // A lab's checkpoint: its weights, strictly (the coordinator checked them when
                 // it planned; a worker's copy is checked again, by hash on arrival and here).
                 guard let checkpoint else { throw TaskError.invalid("the baseline starts from checkpoint \(hash.prefix(12)), which this worker does not hold") }
-                do {
-                    let (entries, _) = try Safetensors.read(path: checkpoint)
-                    start = entries.mapValues(\.tensor)
-                    try task.model.build(seed: 0).load(start!)
-                    try Checkpoint.checkFinite(start!, path: checkpoint)
-                } catch {
+                do { start = try Checkpoint.model(path: checkpoint, spec: task.model) } catch {
                     throw TaskError.unusableCheckpoint(path: checkpoint, reason: "\(error)")
                 }
             }

@@ -48,11 +48,9 @@ struct Eval: ParsableCommand {
             } else {
                 throw CLIError("\(checkpoint) carries no apsweep model description (written by PyTorch?): give --model (and --width, --input, --classes if they differ from the data's)")
             }
-            net = try spec.build(seed: 0)
-            try net.load(entries.mapValues(\.tensor))
-            try Checkpoint.checkFinite(entries.mapValues(\.tensor), path: checkpoint)
+            net = try Checkpoint.model(entries.mapValues(\.tensor), spec: spec, path: checkpoint)
         } catch let e as CLIError { throw e } catch {
-            throw CLIError("\(checkpoint): \(error)")
+            throw CLIError("\(error)")
         }
         let (loss, accuracy): (Double, Double)
         do { (loss, accuracy) = try Runner.evaluate(net, images, labelSmoothing: 0) } catch { throw CLIError("\(error)") }

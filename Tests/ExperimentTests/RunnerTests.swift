@@ -39,13 +39,14 @@ final class RunnerTests: XCTestCase {
         let data = try syntheticShard()
         let trained = try baseline(data)
         let start = Dictionary(trained.state.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-        let kept = try Runner.runBaseline(BaselineTask(model: spec, training: TrainingConfig(epochs: 0), seed: 99), data: data, start: start)
+        let kept = try Runner.runBaseline(BaselineTask(model: spec, training: TrainingConfig(epochs: 0), seed: 99), data: data,
+                                          start: try Checkpoint.model(start, spec: spec, path: "trained"))
         XCTAssertEqual(kept.testAccuracy, trained.testAccuracy, accuracy: 1e-9)
         for (a, b) in zip(kept.state, trained.state) { XCTAssertEqual(a.value.scalars, b.value.scalars, a.key) }
         var wrong = start
         wrong["features.0.weight"] = nil
-        XCTAssertThrowsError(try Runner.runBaseline(BaselineTask(model: spec, training: TrainingConfig(epochs: 0), seed: 1), data: data, start: wrong)) {
-            XCTAssert("\($0)".contains("features.0.weight"), "\($0)")
+        XCTAssertThrowsError(try Checkpoint.model(wrong, spec: spec, path: "wrong")) {
+            XCTAssert("\($0)".contains("wrong: ") && "\($0)".contains("features.0.weight"), "\($0)")
         }
     }
 
