@@ -56,7 +56,12 @@ public enum DataSource: Sendable, Equatable {
             return Shard(name: set.rawValue, train: try set.load(directory: directory, train: true),
                          test: try set.load(directory: directory, train: false))
         case let .folder(f):
-            return try f.load().shard
+            let (shard, skipped) = try f.load()
+            // Asked for with :skip-corrupt; still said, so a lab sees how much it lost.
+            if let first = skipped.first {
+                FileHandle.standardError.write(Data("apsweep: \(f.directory): skipped \(skipped.count) unreadable image(s) (\(f.name)), e.g. \(first)\n".utf8))
+            }
+            return shard
         case let .shardFile(path):
             return try ShardFile.read(path: path)
         }
