@@ -83,7 +83,7 @@ public struct Plan: Sendable {
             for (trial, (seed, file)) in trials.enumerated() {
                 let shard = trial % sweep.data.shards
                 var base = SweepTask(kind: .baseline, model: model, dataset: sweep.data.dataset, shardIndex: shard,
-                                     shardCount: sweep.data.shards, seed: seed, training: start?.training ?? sweep.baseline, prune: nil, baseline: nil)
+                                     shardCount: sweep.data.shards, seed: seed, training: start?.training ?? sweep.baseline(model: m), prune: nil, baseline: nil)
                 if let file {
                     guard let hash = checkpoints[file] else { throw SweepError.invalid("models[\(m)]: checkpoint \(file) was not stored before planning") }
                     base.start = hash
@@ -92,7 +92,7 @@ public struct Plan: Sendable {
                 for method in sweep.prune.methods {
                     for sparsity in sweep.prune.sparsities {
                         for scope in sweep.prune.scopes {
-                            let p = PruneTask(method: method, sparsity: sparsity, scope: scope, seed: seed, fineTune: sweep.prune.fineTune,
+                            let p = PruneTask(method: method, sparsity: sparsity, scope: scope, seed: seed, fineTune: sweep.fineTune(model: m),
                                               mode: sweep.prune.mode, trainBias: sweep.prune.trainBias, metrics: sweep.prune.metrics)
                             prunes.append((SweepTask(kind: .prune, model: model, dataset: sweep.data.dataset, shardIndex: shard,
                                                      shardCount: sweep.data.shards, seed: seed, training: nil, prune: p, baseline: nil),

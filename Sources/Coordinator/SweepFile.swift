@@ -35,6 +35,15 @@ import Yams
 ///      checkpoints: [weights/seed1.safetensors, weights/seed2.safetensors],
 ///      baseline: {epochs: 2, lr: 0.01}}      # left out: the checkpoint is the baseline
 /// ```
+///
+/// A model trained from scratch may have its own `baseline` and `fine_tune` (each family with its
+/// learning rate, as the paper does); the keys it leaves out are the sweep's:
+///
+/// ```yaml
+/// models:
+///   - {architecture: resnet20, baseline: {lr: 0.1}, fine_tune: {lr: 0.1}}
+///   - {architecture: vit, baseline: {optimizer: adamw, lr: 0.001, epochs: 15}, fine_tune: {lr: 0.002}}
+/// ```
 public struct SweepFile: Sendable, Equatable {
     public struct DataSpec: Sendable, Equatable {
         public var dataset: String
@@ -66,6 +75,15 @@ public struct SweepFile: Sendable, Equatable {
         /// How errors name file `i`: models[m].checkpoint or models[m].checkpoints[i].
         public func name(model m: Int, file i: Int) -> String { listed ? "models[\(m)].checkpoints[\(i)]" : "models[\(m)].checkpoint" }
     }
+    /// A model's own baseline training and fine-tuning (nil: the sweep's).
+    public struct ModelTuning: Sendable, Equatable {
+        public var baseline: TrainingConfig?
+        public var fineTune: TrainingConfig?
+        public init(baseline: TrainingConfig? = nil, fineTune: TrainingConfig? = nil) {
+            self.baseline = baseline
+            self.fineTune = fineTune
+        }
+    }
     public struct PruneGrid: Sendable, Equatable {
         public var methods: [PruningMethod]
         public var sparsities: [Double]
@@ -81,10 +99,19 @@ public struct SweepFile: Sendable, Equatable {
     public var models: [ModelSpec]
     /// Per model (same order): the checkpoints it starts from, or nil (trained from scratch).
     public var starts: [Start?]
+    /// Per model (same order): its own training where it differs from the sweep's — the paper
+    /// trains and fine-tunes each family with its own learning rate. Keys a model leaves out
+    /// come from the sweep's `baseline` and `prune.fine_tune`.
+    public var tuning: [ModelTuning] = []
     public var seeds: [UInt64]
     public var baseline: TrainingConfig
     public var prune: PruneGrid
     public var maxAttempts: Int
+
+    /// The training of model `m`'s baselines from scratch (not used for checkpoints: `Start`).
+    public func baseline(model m: Int) -> TrainingConfig { (m < tuning.count ? tuning[m].baseline : nil) ?? baseline }
+    /// The fine-tuning of model `m`'s prune tasks.
+    public func fineTune(model m: Int) -> TrainingConfig { (m < tuning.count ? tuning[m].fineTune : nil) ?? prune.fineTune }
 
     /// Data sets a sweep can name (shard files of `apsweep data synthetic` are "synthetic").
     public static let datasets = ["fashion-mnist", "mnist", "cifar10", "cifar100", "synthetic"]
@@ -154,8 +181,6 @@ public struct SweepFile: Sendable, Equatable {
         }
         let modelNodes = try r.list(modelsNode, "models")
         guard !modelNodes.isEmpty else { throw r.error(modelsNode, "models", "give at least one, e.g. [{architecture: lenet5}]") }
-        let entries = try modelNodes.enumerated().map { i, n in try modelEntry(n, "models[\(i)]", r) }
-        let models = entries.map(\.spec), starts = entries.map(\.start)
         var seeds: [UInt64]
         if let s = top["seeds"] {
             if top["trials"] != nil { throw r.error(s, "seeds", "give trials or seeds, not both") }
@@ -206,8 +231,10 @@ public struct SweepFile: Sendable, Equatable {
         for (what, list) in [("methods", methods.count), ("sparsities", sparsities.count), ("scopes", scopes.count), ("metrics", metrics.count)] where list == 0 {
             throw SweepError.invalid("prune.\(what): give at least one")
         }
+        let entries = try modelNodes.enumerated().map { i, n in try modelEntry(n, "models[\(i)]", r, baseline: baseline, fineTune: fineTune) }
+        let models = entries.map(\.spec), starts = entries.map(\.start)
         let maxAttempts = try top["max_attempts"].map { try r.int($0, "max_attempts", 1...1000) } ?? 3
-        return SweepFile(name: name, data: data, models: models, starts: starts, seeds: seeds, baseline: baseline,
+        return SweepFile(name: name, data: data, models: models, starts: starts, tuning: entries.map(\.tuning), seeds: seeds, baseline: baseline,
                          prune: PruneGrid(methods: methods, sparsities: sparsities, scopes: scopes, mode: mode,
                                           trainBias: try p["train_bias"].map { try r.bool($0, "prune.train_bias") } ?? false,
                                           fineTune: fineTune, metrics: metrics),
@@ -215,10 +242,14 @@ public struct SweepFile: Sendable, Equatable {
     }
 
     /// A model entry: the architecture's spec and, when it names checkpoints, where it starts.
-    static func modelEntry(_ node: Node, _ path: String, _ r: YAMLFields) throws -> (spec: ModelSpec, start: Start?) {
+    /// A model's `baseline` and `fine_tune` start from the sweep's (`baseline`, `fineTune`) and
+    /// change only the keys they give; with checkpoints, `baseline` starts from 0 epochs instead.
+    static func modelEntry(_ node: Node, _ path: String, _ r: YAMLFields, baseline: TrainingConfig, fineTune: TrainingConfig) throws
+        -> (spec: ModelSpec, start: Start?, tuning: ModelTuning) {
         let m = try r.mapping(node, path, allowed: ["architecture", "width", "input_shape", "input", "classes", "patch", "dim", "depth", "heads", "mlp_dim",
-                                                    "dropout", "checkpoint", "checkpoints", "baseline"])
+                                                    "dropout", "checkpoint", "checkpoints", "baseline", "fine_tune"])
         let spec = try model(node, m, path, r)
+        var tuning = ModelTuning(fineTune: try m["fine_tune"].map { try Self.training($0, path + ".fine_tune", r, defaults: fineTune) })
         if m["checkpoint"] != nil && m["checkpoints"] != nil { throw r.error(m["checkpoints"]!, path + ".checkpoints", "give checkpoint or checkpoints, not both") }
         var files: [String] = []
         if let n = m["checkpoint"] { files = [try r.string(n, path + ".checkpoint")] }
@@ -229,11 +260,11 @@ public struct SweepFile: Sendable, Equatable {
         }
         for f in files where f.isEmpty { throw r.error(m["checkpoint"] ?? m["checkpoints"]!, path, "a checkpoint path is empty") }
         if files.isEmpty {
-            if let b = m["baseline"] { throw r.error(b, path + ".baseline", "only a model with checkpoint(s) has its own baseline; the sweep's baseline trains the others") }
-            return (spec, nil)
+            tuning.baseline = try m["baseline"].map { try Self.training($0, path + ".baseline", r, defaults: baseline) }
+            return (spec, nil, tuning)
         }
         let training = try m["baseline"].map { try Self.training($0, path + ".baseline", r, defaults: TrainingConfig(epochs: 0)) } ?? TrainingConfig(epochs: 0)
-        return (spec, Start(checkpoints: files, training: training, listed: m["checkpoints"] != nil))
+        return (spec, Start(checkpoints: files, training: training, listed: m["checkpoints"] != nil), tuning)
     }
 
     /// A model as a task file writes it (the keys of `ModelSpec`'s JSON).

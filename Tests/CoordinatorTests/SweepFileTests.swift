@@ -57,10 +57,35 @@ final class SweepFileTests: XCTestCase {
         XCTAssertThrowsError(try Plan(sweep)) { XCTAssert("\($0)".contains("was not stored before planning"), "\($0)") }
         // Mistakes are named.
         XCTAssert(message("models: [{architecture: lenet5, checkpoint: a, checkpoints: [b]}]\nprune: {}").contains("give checkpoint or checkpoints, not both"))
-        XCTAssert(message("models: [{architecture: lenet5, baseline: {epochs: 1}}]\nprune: {}").contains("only a model with checkpoint(s) has its own baseline"))
+        XCTAssert(message("models: [{architecture: lenet5, fine_tune: {lr: -1}}]\nprune: {}").contains("models[0].fine_tune.lr"))
         XCTAssert(message("models: [{architecture: lenet5, checkpoints: [a, a]}]\nprune: {}").contains("names a file twice"))
         XCTAssert(message("models: [{architecture: lenet5, checkpoints: []}]\nprune: {}").contains("give at least one file"))
         XCTAssert(message("models: [{architecture: lenet5, input: [1, 28, 28], input_shape: [1, 28, 28]}]\nprune: {}").contains("not both"))
+    }
+
+    /// Each family trains and fine-tunes with its own learning rate (the paper's protocol); what a
+    /// model leaves out comes from the sweep, and a model without its own keeps the sweep's.
+    func testAModelsOwnBaselineAndFineTuningOverrideOnlyTheKeysItGives() throws {
+        let sweep = try SweepFile.parse("""
+            models:
+              - {architecture: lenet5, baseline: {lr: 0.1}, fine_tune: {lr: 0.02, epochs: 4}}
+              - {architecture: vgg-small}
+            baseline: {epochs: 7, lr: 0.05, momentum: 0.9}
+            prune: {methods: [lowest], sparsities: [0.5], fine_tune: {epochs: 9, lr: 0.3}}
+            trials: 1
+            """)
+        XCTAssertEqual(sweep.baseline(model: 0).lr, 0.1)
+        XCTAssertEqual(sweep.baseline(model: 0).epochs, 7, "the sweep's epochs")
+        XCTAssertEqual(sweep.baseline(model: 0).momentum, 0.9, "the sweep's momentum")
+        XCTAssertEqual(sweep.fineTune(model: 0).lr, 0.02)
+        XCTAssertEqual(sweep.fineTune(model: 0).epochs, 4)
+        XCTAssertEqual(sweep.baseline(model: 1), sweep.baseline)
+        XCTAssertEqual(sweep.fineTune(model: 1), sweep.prune.fineTune)
+        let plan = try Plan(sweep)
+        let tasks = plan.entries.map(\.task)
+        XCTAssertEqual(tasks.filter { $0.kind == .baseline }.map { $0.training?.lr }, [0.1, 0.05])
+        XCTAssertEqual(tasks.filter { $0.kind == .prune }.map { $0.prune?.fineTune.lr }, [0.02, 0.3])
+        XCTAssertEqual(tasks.filter { $0.kind == .prune }.map { $0.prune?.fineTune.epochs }, [4, 9])
     }
 
     func message(_ text: String) -> String {
