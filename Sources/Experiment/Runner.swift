@@ -82,7 +82,12 @@ public enum Runner {
 
     /// Prunes the baseline and fine-tunes it; records epoch 0 (right after pruning) and every
     /// fine-tuning epoch through `onRecord` as they are produced, and returns them all.
+    ///
+    /// `features`, with the identity of the baseline's weights (`baselineKey`), lets prune tasks
+    /// of one baseline share the classifier's inputs: when only the classifier is pruned they are
+    /// the unpruned network's, the same for every method, sparsity and seed.
     public static func runPrune(_ task: PruneTask, model spec: ModelSpec, baseline: BaselineResult, data: Shard,
+                                features store: FeatureStore? = nil, baselineKey: String? = nil,
                                 onRecord: (EpochRecord) throws -> Void = { _ in }) throws -> [EpochRecord] {
         try task.validate()
         let scope = try PruningScope(parsing: task.scope)
@@ -123,7 +128,11 @@ public enum Runner {
             let opt = MaskedOptimizer(ft.makeOptimizer([head.weight] + (head.bias.map { [$0] } ?? [])), masks: masks, model: model)
             optimizer = opt
             // Features before the classifier: computed once from the pruned, frozen network.
-            let features = task.cacheFeatures ? try FeatureCache(model: model, data: data) : nil
+            // Another task of this baseline computed the same ones when only the head is pruned.
+            let onlyHead = masks.keys.allSatisfy { $0 == model.classifierWeightKey }
+            let shareable = onlyHead ? baselineKey.map { "\($0)|\(data.fingerprint)|\(spec.inputShape)" } : nil
+            let features = task.cacheFeatures ? try store?.features(key: shareable) { try FeatureCache(model: model, data: data) }
+                ?? FeatureCache(model: model, data: data) : nil
             measure = { train in
                 try features?.evaluate(head, train: train, loss: lossFn) ?? evaluate(model, train ? data.train : data.test, labelSmoothing: 0)
             }
@@ -188,6 +197,29 @@ public enum Runner {
         _ = try head.backward(g)
         optimizer.step()
         return (l, c)
+    }
+}
+
+/// The classifier's inputs of the most recent baseline a process fine-tuned from, kept for the
+/// next prune task of that baseline (tasks of one baseline come in a row in plan order). Holds
+/// one entry: a different key replaces it. Thread-safe.
+public final class FeatureStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entry: (key: String, cache: FeatureCache)?
+    public private(set) var hits = 0, misses = 0
+    public init() {}
+
+    /// The cached features for `key`, or `make()`'s (kept under `key`); nil key: never shared.
+    func features(key: String?, make: () throws -> FeatureCache) throws -> FeatureCache {
+        guard let key else { return try make() }
+        lock.lock()
+        if let e = entry, e.key == key { hits += 1; lock.unlock(); return e.cache }
+        misses += 1
+        entry = nil  // the old entry's memory goes before the new one is built
+        lock.unlock()
+        let made = try make()
+        lock.lock(); entry = (key, made); lock.unlock()
+        return made
     }
 }
 

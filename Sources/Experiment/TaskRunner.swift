@@ -33,7 +33,9 @@ public enum TaskError: Error, CustomStringConvertible, Equatable {
 /// `apsweep run-task`. A pure function of (task, local data, checkpoint) → outcome; records are
 /// passed to `onRecord` as they are produced (throw `TaskError.cancelled` there to stop).
 public enum TaskRunner {
-    public static func run(_ task: SweepTask, data: Shard?, checkpoint: String?, onStep: Runner.StepProgress? = nil,
+    /// `features` keeps the classifier's inputs of a baseline for the next prune task from it
+    /// (a worker's store lives as long as it does); nil computes them for every task.
+    public static func run(_ task: SweepTask, data: Shard?, checkpoint: String?, features: FeatureStore? = nil, onStep: Runner.StepProgress? = nil,
                            onRecord: (EpochRecord) throws -> Void = { _ in }) throws -> TaskOutcome {
         switch task.kind {
         case .noop:
@@ -71,7 +73,9 @@ public enum TaskRunner {
             } catch {
                 throw TaskError.unusableCheckpoint(path: checkpoint, reason: "\(error)")
             }
-            let records = try Runner.runPrune(prune, model: spec, baseline: base, data: data, onRecord: { r in
+            // The baseline's identity: its task (content-addressed) and the checkpoint file read.
+            let records = try Runner.runPrune(prune, model: spec, baseline: base, data: data, features: features,
+                                              baselineKey: "\(task.baseline ?? "")|\(checkpoint)", onRecord: { r in
                 try r.validate()
                 try onRecord(r)
             })

@@ -37,6 +37,8 @@ public final class SweepWorker {
     let context: ZMQContext
     let dealer: DealerEndpoint
     let cache: BlobStore
+    /// The classifier's inputs of the last baseline fine-tuned from, for its next prune task.
+    let features = FeatureStore()
     let session: WorkerSession
     let log: (String) -> Void
 
@@ -189,7 +191,7 @@ public final class SweepWorker {
         let checkpoint = a.requiredBlobs.first.map { cache.path($0) }
         var records: [EpochRecord] = []
         do {
-            let outcome = try TaskRunner.run(task, data: data, checkpoint: checkpoint,
+            let outcome = try TaskRunner.run(task, data: data, checkpoint: checkpoint, features: features,
                                              onStep: { [self] _, s, _, _, _, _ in
                                                  self.lock.lock(); self.step = UInt64(s); self.lock.unlock()
                                              },

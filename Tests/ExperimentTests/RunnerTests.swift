@@ -2,6 +2,7 @@ import Compression
 import Datasets
 @testable import Experiment
 import NeuralCore
+import Records
 import XCTest
 
 func syntheticShard(train: Int = 300, test: Int = 100, seed: UInt64 = 1) throws -> Shard {
@@ -80,6 +81,36 @@ final class RunnerTests: XCTestCase {
             XCTAssertEqual(a.testLoss, b.testLoss, accuracy: 1e-4 * max(1, abs(b.testLoss)), "epoch \(a.epoch)")
             XCTAssertEqual(a.totalMetrics!["ap2"]!, b.totalMetrics!["ap2"]!, accuracy: 1e-4 * b.totalMetrics!["ap2"]!)
         }
+    }
+
+    /// Prune tasks of one baseline that prune only the head share its features (a worker keeps
+    /// them for the next task), with records identical to computing them afresh; a task that
+    /// prunes other layers, or another baseline, never gets them.
+    func testTasksOfOneBaselineShareFeaturesOnlyWhenOnlyTheHeadIsPruned() throws {
+        let data = try syntheticShard()
+        let base = try baseline(data)
+        let store = FeatureStore()
+        func task(_ m: PruningMethod, _ p: Double, _ scope: String = "last") -> PruneTask {
+            PruneTask(method: m, sparsity: p, scope: scope, seed: 5, fineTune: TrainingConfig(epochs: 3, batch: 32, lr: 0.05), metrics: ["gaussian:sigma2=1"])
+        }
+        func same(_ a: [EpochRecord], _ b: [EpochRecord], _ what: String) {
+            XCTAssertEqual(a.count, b.count, what)
+            for (x, y) in zip(a, b) {
+                XCTAssertEqual([x.trainAccuracy, x.testAccuracy, x.trainLoss, x.testLoss, x.totalMetrics!["ap2"]!],
+                               [y.trainAccuracy, y.testAccuracy, y.trainLoss, y.testLoss, y.totalMetrics!["ap2"]!], "\(what) epoch \(x.epoch)")
+            }
+        }
+        _ = try Runner.runPrune(task(.lowest, 0.5), model: spec, baseline: base, data: data, features: store, baselineKey: "b1")
+        XCTAssertEqual([store.hits, store.misses], [0, 1])
+        let shared = try Runner.runPrune(task(.random, 0.3), model: spec, baseline: base, data: data, features: store, baselineKey: "b1")
+        XCTAssertEqual([store.hits, store.misses], [1, 1], "the second task of the baseline reuses its features")
+        same(shared, try Runner.runPrune(task(.random, 0.3), model: spec, baseline: base, data: data), "shared vs afresh")
+        let everywhere = try Runner.runPrune(task(.lowest, 0.5, "per-layer"), model: spec, baseline: base, data: data, features: store, baselineKey: "b1")
+        XCTAssertEqual([store.hits, store.misses], [1, 1], "features of a network pruned before its head are its own")
+        same(everywhere, try Runner.runPrune(task(.lowest, 0.5, "per-layer"), model: spec, baseline: base, data: data), "per-layer")
+        XCTAssertNotEqual(everywhere.last!.testLoss, shared.last!.testLoss)
+        _ = try Runner.runPrune(task(.lowest, 0.5), model: spec, baseline: base, data: data, features: store, baselineKey: "b2")
+        XCTAssertEqual([store.hits, store.misses], [1, 2], "another baseline computes its own")
     }
 
     func testEpochZeroIsRightAfterPruningAndPDIsAgainstTheBaseline() throws {
