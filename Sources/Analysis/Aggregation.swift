@@ -5,6 +5,29 @@ import Messages
 import Records
 import Scheduling
 
+/// Which tasks a report is about: those of the given architectures, pruning methods and scopes
+/// (an empty set accepts all). Baselines are kept with their architecture whatever the methods
+/// and scopes.
+public struct TaskFilter: Sendable, Equatable {
+    public var models: Set<String>, methods: Set<String>, scopes: Set<String>
+    public init(models: Set<String> = [], methods: Set<String> = [], scopes: Set<String> = []) {
+        self.models = models
+        self.methods = methods
+        self.scopes = scopes
+    }
+    public var isEmpty: Bool { models.isEmpty && methods.isEmpty && scopes.isEmpty }
+    public func accepts(_ t: SweepTask) -> Bool {
+        guard models.isEmpty || models.contains(t.model.name) else { return false }
+        guard let p = t.prune else { return true }
+        return (methods.isEmpty || methods.contains(p.method.rawValue)) && (scopes.isEmpty || scopes.contains(p.scope))
+    }
+    /// "model lenet5, method lowest" — what a report says it is about.
+    public var description: String {
+        [("model", models), ("method", methods), ("scope", scopes)].filter { !$0.1.isEmpty }
+            .map { "\($0.0) \($0.1.sorted().joined(separator: "/"))" }.joined(separator: ", ")
+    }
+}
+
 /// A sweep's records aggregated in one pass over the journal: per configuration and epoch the
 /// mean, spread and count of every quantity over trials; per trial the series of the quantities
 /// that are correlated (AP2, each AP3, PD); the baselines with their convergence; damaged records
@@ -125,8 +148,15 @@ public struct Aggregation {
     /// is asked every few thousand records; when it says yes the pass throws `Cancelled`.
     /// `sampleEvery` k > 1 reads only every k-th prune task (and every baseline): a bounded
     /// view for live status on a huge journal; reports read everything.
-    public init(journal: SweepJournal, resamples: Int = 1000, seed: UInt64 = 7, shouldStop: (() -> Bool)? = nil, sampleEvery: Int = 1) throws {
+    /// `only`, when given, keeps only the tasks it accepts (one family's, one method's or one
+    /// scope's tables out of a sweep over several; counts of tasks done and total are of those
+    /// too). `ap3`, when given (`ap3[gaussian-diag:estimate=row]`), is the AP3 variant the claims
+    /// and the heat map use instead of the first Gaussian one.
+    public init(journal: SweepJournal, resamples: Int = 1000, seed: UInt64 = 7, shouldStop: (() -> Bool)? = nil, sampleEvery: Int = 1,
+                only: TaskFilter? = nil, ap3 chosen: String? = nil) throws {
         self.resamples = resamples
+        self.chosenAP3 = chosen
+        self.only = only.flatMap { $0.isEmpty ? nil : $0 }
         self.seed = seed
         self.sampleEvery = max(1, sampleEvery)
         // In a sample: every baseline and every k-th prune task (counted in plan order).
@@ -142,17 +172,19 @@ public struct Aggregation {
         })
         let sampled: [Int]? = sampleEvery <= 1 ? nil : sampleMarks.indices.filter { sampleMarks[$0] }
         let inSample: [Bool]? = sampleEvery <= 1 ? nil : sampleMarks
-        tasksTotal = tasks.count
         var positions: [String: Int] = [:]
         for (i, t) in tasks.enumerated() { positions[t.task.id] = i }
         var specs = [SweepTask?](repeating: nil, count: tasks.count)
         var configOf = [Configuration?](repeating: nil, count: tasks.count)
         var baselineOf = [BaselineSummary?](repeating: nil, count: tasks.count)
         for (i, t) in tasks.enumerated() {
+            let decoded = only == nil && inSample?[i] == false ? nil : try? SweepTask.decode(t.task.spec)
+            if let only, !(decoded.map(only.accepts) ?? false) { continue }
+            tasksTotal += 1
             if t.row.state == .done { tasksDone += 1 }
             if t.row.state == .failed { failed.append((t.task.label, t.task.id, t.row.lastError ?? "")) }
             if let inSample, !inSample[i] { continue }
-            guard let spec = try? SweepTask.decode(t.task.spec) else { continue }
+            guard let spec = decoded else { continue }
             specs[i] = spec
             if spec.kind == .prune, let p = spec.prune {
                 configOf[i] = Configuration(model: spec.model.name, method: p.method.rawValue, sparsity: p.sparsity, scope: p.scope)
@@ -228,7 +260,7 @@ public struct Aggregation {
                         apIndex[name] = apMetrics.count
                         apMetrics.append(name)
                         row.append(.nan)
-                        mainAP3 = apMetrics.first { $0.hasPrefix("ap3[gaussian") } ?? apMetrics.first { $0.hasPrefix("ap3[") }
+                        mainAP3 = Aggregation.mainAP3(of: apMetrics, chosen: chosen)
                     }
                     let slot = Aggregation.targets.count + apIndex[name]!
                     if row[slot].isNaN { row[slot] = v }
@@ -300,8 +332,17 @@ public struct Aggregation {
         return lasts.min()
     }
 
-    /// The main AP3 variant: the first `ap3[gaussian…]`, else the first AP3.
-    public var ap3: String? { apMetrics.first { $0.hasPrefix("ap3[gaussian") } ?? apMetrics.first { $0.hasPrefix("ap3[") } }
+    /// The AP3 variant asked for at init, when recorded.
+    let chosenAP3: String?
+    /// The tasks this aggregation is about (nil: all).
+    public let only: TaskFilter?
+    /// The main AP3 variant: the one asked for, else the first `ap3[gaussian…]`, else the first AP3.
+    public var ap3: String? { Aggregation.mainAP3(of: apMetrics, chosen: chosenAP3) }
+
+    static func mainAP3(of metrics: [String], chosen: String?) -> String? {
+        if let chosen, metrics.contains(chosen) { return chosen }
+        return metrics.first { $0.hasPrefix("ap3[gaussian") } ?? metrics.first { $0.hasPrefix("ap3[") }
+    }
 
     /// Index of a correlated quantity.
     func k(_ name: String) -> Int? { correlated.firstIndex(of: name) }

@@ -282,7 +282,10 @@ extension Aggregation {
                                      test: "one-sided bootstrap over trials (non-inferiority, margin 0), B=\(resamples)",
                                      effect: effect, interval: Bootstrap.percentile(dist, method: "bootstrap over trials, B=\(resamples)"), null: 0,
                                      pValue: dist.isEmpty ? .nan : Double(below + 1) / Double(dist.count + 1),
-                                     evidence: "mean |τ_AP2| − |τ_AP3| with the method order at epoch \(final): \(Stats.fmt(effect)) over \(groups.count) sparsities",
+                                     evidence: "mean |τ_AP2| − |τ_AP3| with the method order at epoch \(final): \(Stats.fmt(effect)) over \(groups.count) sparsities"
+                                        + (dist.allSatisfy { $0 == 0 } && effect == 0
+                                           ? " — identical in every resample: \(ap3) ranks as AP2 does (with Σ = σ²I it is AP2/(2σ²)), so this holds by construction; `report --ap3` tests another variant"
+                                           : ""),
                                      target: "–")
                 test.side = 0
                 out.append(test)

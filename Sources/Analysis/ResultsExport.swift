@@ -3,7 +3,7 @@ import Foundation
 import Journal
 import Records
 
-/// A file that cannot be written, naming it.
+/// A file that cannot be written, or a report that cannot be made, naming it.
 public struct ExportError: Error, CustomStringConvertible {
     public let description: String
 }
@@ -28,10 +28,18 @@ public enum ResultsExport {
         }
     }
 
+    /// `only`, when given, writes everything for the tasks it accepts only (see `Aggregation`).
     @discardableResult
-    public static func write(journal: SweepJournal, directory: String, resamples: Int = 1000, figures: String? = nil) throws -> Written {
-        try writeCSV(journal: journal, to: (directory as NSString).appendingPathComponent("results.csv"))
-        let a = try Aggregation(journal: journal, resamples: resamples)
+    /// `ap3` the AP3 variant the claims use (see `Aggregation`); a variant the journal does not
+    /// hold is an error naming those it does.
+    public static func write(journal: SweepJournal, directory: String, resamples: Int = 1000, figures: String? = nil, only: TaskFilter? = nil,
+                             ap3: String? = nil) throws -> Written {
+        let a = try Aggregation(journal: journal, resamples: resamples, only: only, ap3: ap3)
+        if let ap3, !a.apMetrics.contains(ap3) {
+            let held = a.apMetrics.filter { $0.hasPrefix("ap3[") }
+            throw ExportError(description: "--ap3 \(ap3): not in this journal; it holds \(held.isEmpty ? "no AP3" : held.joined(separator: ", "))")
+        }
+        try writeCSV(journal: journal, to: (directory as NSString).appendingPathComponent("results.csv"), only: only)
         let claims = a.claims(), correlations = a.correlations(), comparisons = a.metricComparisons()
         try atomicWrite(try summaryJSON(a, claims: claims, correlations: correlations, comparisons: comparisons, journal: journal),
                         to: (directory as NSString).appendingPathComponent("summary.json"))
@@ -77,6 +85,8 @@ public enum ResultsExport {
                 ["metric": $0.metric, "target": $0.target, "method": $0.method.rawValue, "scope": $0.scope, "value": clean($0.value),
                  "ci95": interval($0.interval), "points": $0.points]
             },
+            "claims_ap3": a.ap3.map { $0 as Any } ?? NSNull(),
+            "only": a.only.map { $0.description as Any } ?? NSNull(),
             "claims": claims.map {
                 ["claim": $0.number, "statement": $0.statement, "hypothesis": $0.hypothesis, "test": $0.test, "effect": clean($0.effect),
                  "ci95": interval($0.interval), "null": clean($0.null), "p": clean($0.pValue), "p_holm": clean($0.adjustedP),
@@ -116,7 +126,7 @@ public enum ResultsExport {
         } else {
             out += "no prune records yet\n"
         }
-        out += "claims of the paper (verdicts after Holm's correction of the seven tests, α = 0.05):\n"
+        out += "claims of the paper (AP3 = \(a.ap3 ?? "none"); verdicts after Holm's correction of the seven tests, α = 0.05):\n"
         for c in claims {
             out += "  \(c.number). \(c.verdict.rawValue.uppercased()) — \(c.statement)\n"
             if !c.effect.isNaN {
@@ -138,9 +148,9 @@ public enum ResultsExport {
 
     /// results.csv, streamed: the task's configuration in its own columns, every scalar of the
     /// record, then every whole-network metric (in first-seen order).
-    public static func writeCSV(journal: SweepJournal, to path: String) throws {
+    public static func writeCSV(journal: SweepJournal, to path: String, only: TaskFilter? = nil) throws {
         let tasks = try journal.tasks()
-        let specs = tasks.map { try? SweepTask.decode($0.task.spec) }
+        let specs = tasks.map { t in (try? SweepTask.decode(t.task.spec)).flatMap { only?.accepts($0) ?? true ? $0 : nil } }
         var metricColumns: [String] = []
         var seen = Set<String>()
         try journal.forEachRecord({ _, r in

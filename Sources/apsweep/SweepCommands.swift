@@ -1,4 +1,5 @@
 import Analysis
+import Compression
 import ArgumentParser
 import BlobStore
 import Coordinator
@@ -370,6 +371,10 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output directory (default: the journal's directory).") var out: String?
     @Option(help: "Also save every figure as a standalone SVG file in this directory.") var figures: String?
     @Option(help: "Bootstrap resamples for intervals and claims.") var resamples = 1000
+    @Option(help: "Only this architecture's tasks (repeatable): one family's tables out of a sweep over several.") var model: [Architecture] = []
+    @Option(help: "Only prune tasks of this method (repeatable; baselines are kept).") var method: [PruningMethod] = []
+    @Option(help: "Only prune tasks of this scope (repeatable), as the sweep file names it: last, per-layer, global, layers:….") var scope: [String] = []
+    @Option(help: "The AP3 variant the claims use, as the sweep's metrics name it (e.g. gaussian-diag:estimate=row; default: the first Gaussian one).") var ap3: String?
 
     func validate() throws {
         guard resamples >= 100, resamples <= 1_000_000 else { throw ValidationError("--resamples must be in 100…1000000") }
@@ -382,7 +387,10 @@ struct ReportCommand: ParsableCommand {
         let dir = out ?? { let d = (journal as NSString).deletingLastPathComponent; return d.isEmpty ? "." : d }()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let w: ResultsExport.Written
-        do { w = try ResultsExport.write(journal: store, directory: dir, resamples: resamples, figures: figures) } catch { throw CLIError("\(error)") }
+        let only = TaskFilter(models: Set(model.map(\.rawValue)), methods: Set(method.map(\.rawValue)), scopes: Set(scope))
+        let variant = ap3.map { $0.hasPrefix("ap3[") ? $0 : "ap3[\($0)]" }
+        do { w = try ResultsExport.write(journal: store, directory: dir, resamples: resamples, figures: figures, only: only, ap3: variant) } catch { throw CLIError("\(error)") }
+        if !only.isEmpty && w.aggregation.tasksTotal == 0 { throw CLIError("the journal has no task of \(only.description); `apsweep plan` on its sweep file lists them") }
         print(ResultsExport.table(w), terminator: "")
         let a = w.aggregation
         print("\(a.tasksDone) of \(a.tasksTotal) tasks done; wrote \(dir)/results.csv, \(dir)/summary.json and \(dir)/report.html\(figures.map { " and figures in \($0)" } ?? "")")

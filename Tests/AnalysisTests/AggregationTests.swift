@@ -70,6 +70,77 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(comparison.answer, "identical (same ranking of configurations)")
     }
 
+    /// One family's tables out of a sweep over two are those of a sweep over that family alone:
+    /// the same configurations, counts and claims (`apsweep report --model`).
+    func testOneFamilysReportOutOfASweepOverTwo() throws {
+        func filled(_ yaml: String) throws -> JournalBuilder {
+            let b = try JournalBuilder(yaml)
+            try b.fill { method, p, seed in
+                (0...3).map { e in
+                    let ap2 = (1 + Self.rank[method]!) * p * 10 + Double(e) + Double(seed) / 10
+                    return JournalBuilder.record(epoch: e, ap2: ap2, pdTest: ap2 / 10 + (e == 3 && method == "random" ? 5 : 0))
+                }
+            }
+            return b
+        }
+        let two = try filled(Self.sweep.replacingOccurrences(of: "models: [{architecture: lenet5}]", with: "models: [{architecture: lenet5}, {architecture: mlp}]"))
+        let one = try filled(Self.sweep)
+        let pooled = try Aggregation(journal: two.journal, resamples: 200)
+        let family = try Aggregation(journal: two.journal, resamples: 200, only: TaskFilter(models: ["lenet5"]))
+        let alone = try Aggregation(journal: one.journal, resamples: 200)
+        XCTAssertEqual(pooled.configurations.count, 18)
+        XCTAssertEqual(family.configurations, alone.configurations)
+        XCTAssertEqual([family.tasksTotal, family.tasksDone], [alone.tasksTotal, alone.tasksDone])
+        XCTAssertEqual(family.baselines.map(\.model), ["lenet5", "lenet5"])
+        XCTAssertEqual(family.claims().map(\.effect.description), alone.claims().map(\.effect.description))
+        XCTAssertEqual(family.claims().map(\.verdict), alone.claims().map(\.verdict))
+        XCTAssertEqual(try Aggregation(journal: two.journal, only: TaskFilter(models: ["vit"])).tasksTotal, 0)
+        // One method: its configurations, with every baseline (they have no method).
+        let lowest = try Aggregation(journal: two.journal, resamples: 100, only: TaskFilter(models: ["mlp"], methods: ["lowest"]))
+        XCTAssertEqual(lowest.configurations.map(\.method), ["lowest", "lowest", "lowest"])
+        XCTAssertEqual(lowest.baselines.count, 2)
+        XCTAssertEqual(lowest.tasksTotal, 2 + 3 * 2)
+        let dir = NSTemporaryDirectory() + "apsweep-agg-family-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ResultsExport.write(journal: two.journal, directory: dir, resamples: 100, only: TaskFilter(models: ["mlp"]))
+        let rows = try String(contentsOfFile: dir + "/results.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        XCTAssertEqual(rows.count, 18 * 4, "2 trials × 9 configurations × 4 epochs of mlp only")
+        XCTAssert(rows.allSatisfy { $0.split(separator: ",")[3] == "mlp" })
+    }
+
+    /// `--ap3`: the claims are tested with the AP3 variant asked for. Here the second variant
+    /// ranks the configurations against PD, so claim 4 turns from held to contradicted; a variant
+    /// the journal lacks is named with those it holds.
+    func testClaimsUseTheAP3VariantAskedFor() throws {
+        let b = try JournalBuilder(Self.sweep)
+        try b.fill { method, p, seed in
+            (0...3).map { e in
+                let ap2 = (1 + Self.rank[method]!) * p * 10 + Double(e) + Double(seed) / 10
+                var r = JournalBuilder.record(epoch: e, ap2: ap2, pdTest: ap2 / 10)
+                r.totalMetrics = MetricValues(key: "total", values: r.totalMetrics!.values + [("ap3[gaussian-diag:estimate=row]", 100 - ap2)])
+                return r
+            }
+        }
+        let first = try Aggregation(journal: b.journal, resamples: 200)
+        let diag = try Aggregation(journal: b.journal, resamples: 200, ap3: "ap3[gaussian-diag:estimate=row]")
+        XCTAssertEqual(first.ap3, "ap3[gaussian:sigma2=1]")
+        XCTAssertEqual(diag.ap3, "ap3[gaussian-diag:estimate=row]")
+        XCTAssertEqual(first.claims()[3].verdict, .held)
+        XCTAssertEqual(diag.claims()[3].verdict, .contradicted)
+        XCTAssertEqual(diag.claims()[3].effect, -1, accuracy: 1e-12)
+        let dir = NSTemporaryDirectory() + "apsweep-agg-ap3-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertThrowsError(try ResultsExport.write(journal: b.journal, directory: dir, resamples: 100, ap3: "ap3[student-t:df=4]")) {
+            XCTAssert("\($0)".contains("it holds ap3[gaussian:sigma2=1], ap3[gaussian-diag:estimate=row]"), "\($0)")
+        }
+        let w = try ResultsExport.write(journal: b.journal, directory: dir, resamples: 100, ap3: "ap3[gaussian-diag:estimate=row]")
+        XCTAssert(ResultsExport.table(w).contains("claims of the paper (AP3 = ap3[gaussian-diag:estimate=row]"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json"))) as! [String: Any]
+        XCTAssertEqual(json["claims_ap3"] as? String, "ap3[gaussian-diag:estimate=row]")
+    }
+
     /// A partly finished journal reports only what exists: one trial, not enough for trends.
     func testPartialJournalReportsOnlyWhatExists() throws {
         let b = try makeJournal(finishedTrials: 1)
