@@ -101,7 +101,8 @@ public final class SweepCoordinator {
         if try journal.meta("sweep_id") == nil { try journal.apply([.meta(key: "sweep_id", value: state.sweepID)]) }
         try journal.apply([.meta(key: "apsweep_version", value: apsweepVersion)])
         if config.retryFailed { scheduler.handle(.retryFailed, now: nowMs()) }
-        _ = try commit()
+        // A sweep already complete when restored says so in this first commit: the loop ends at once.
+        finished = try commit()
         correlations?.start()
     }
 
