@@ -15,6 +15,7 @@ struct BenchScale: ParsableCommand {
     @Option(help: "Fine-tuning epochs of each prune task (its result holds epochs + 1 records).") var epochs = 20
     @Option(help: "Bootstrap resamples for the report.") var resamples = 1000
     @Flag(help: "Skip the report measurement.") var noReport = false
+    @Flag(help: "Measure only the first start (plan + journal) and a resume, with the coordinator's peak RSS meanwhile; no workers.") var startOnly = false
 
     func run() throws {
         print("apsweep bench scale: a real coordinator process; fake workers on threads of this process (loopback, no CURVE); prune results of \(epochs + 1) records")
@@ -68,8 +69,17 @@ struct BenchScale: ParsableCommand {
         figures.plan = try timeToAnswer(endpoint, since: coordinator.started)
         kill(coordinator.process.processIdentifier, SIGKILL)
         coordinator.process.waitUntilExit()
+        let planRSS = coordinator.peakRSSMB
         (coordinator, endpoint) = try startCoordinator(sweep: sweep, journal: journal, dir: dir)
         figures.resume = try timeToAnswer(endpoint, since: coordinator.started)
+        if startOnly {
+            usleep(200_000)
+            figures.rssMB = max(planRSS, coordinator.peakRSSMB)
+            figures.rssMedianMB = coordinator.medianRSSMB
+            kill(coordinator.process.processIdentifier, SIGKILL)
+            coordinator.process.waitUntilExit()
+            return figures
+        }
         let cpuBefore = cpuSeconds(coordinator.process.processIdentifier)
         // The fake workers, and a status client polling every 50 ms.
         let fleet = try FakeFleet(endpoint: endpoint, workers: k, pruneEpochs: epochs)
