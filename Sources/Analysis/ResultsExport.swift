@@ -28,16 +28,19 @@ public enum ResultsExport {
         }
     }
 
-    /// `only`, when given, writes everything for the tasks it accepts only (see `Aggregation`).
+    /// `only`, when given, writes everything for the tasks it accepts only (see `Aggregation`);
+    /// `ap3` is the AP3 variant the claims use. A filter no task passes, or a variant the journal
+    /// does not hold, is an error naming what it holds, before any file is written.
     @discardableResult
-    /// `ap3` the AP3 variant the claims use (see `Aggregation`); a variant the journal does not
-    /// hold is an error naming those it does.
     public static func write(journal: SweepJournal, directory: String, resamples: Int = 1000, figures: String? = nil, only: TaskFilter? = nil,
                              ap3: String? = nil) throws -> Written {
         let a = try Aggregation(journal: journal, resamples: resamples, only: only, ap3: ap3)
         if let ap3, !a.apMetrics.contains(ap3) {
             let held = a.apMetrics.filter { $0.hasPrefix("ap3[") }
             throw ExportError(description: "--ap3 \(ap3): not in this journal; it holds \(held.isEmpty ? "no AP3" : held.joined(separator: ", "))")
+        }
+        if let only, !only.isEmpty, a.tasksTotal == 0 {
+            throw ExportError(description: "the journal has no task of \(only.description); `apsweep plan` on its sweep file lists them")
         }
         try writeCSV(journal: journal, to: (directory as NSString).appendingPathComponent("results.csv"), only: only)
         let claims = a.claims(), correlations = a.correlations(), comparisons = a.metricComparisons()

@@ -107,6 +107,12 @@ final class AggregationTests: XCTestCase {
         let rows = try String(contentsOfFile: dir + "/results.csv", encoding: .utf8).split(separator: "\n").dropFirst()
         XCTAssertEqual(rows.count, 18 * 4, "2 trials × 9 configurations × 4 epochs of mlp only")
         XCTAssert(rows.allSatisfy { $0.split(separator: ",")[3] == "mlp" })
+        let empty = dir + "/none"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try ResultsExport.write(journal: two.journal, directory: empty, resamples: 100, only: TaskFilter(models: ["vit"]))) {
+            XCTAssert("\($0)".contains("no task of model vit"), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty), [], "nothing written")
     }
 
     /// `--ap3`: the claims are tested with the AP3 variant asked for. Here the second variant
