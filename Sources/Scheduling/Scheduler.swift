@@ -981,7 +981,10 @@ public final class Scheduler {
     func retryFailed(now: Int64) {
         let failed = rows.indices.filter { rows[$0].state == .failed }
         guard !failed.isEmpty else { return }
+        // A journal restored complete has already said so (and asked to finish); the tasks
+        // queued here undo that, or the coordinator would end before running them.
         announcedComplete = false
+        effects.finished = false
         for t in failed {
             var row = rows[t]
             row.failures = 0

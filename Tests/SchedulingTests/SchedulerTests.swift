@@ -239,6 +239,30 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(g.row("n0").failures, 1)
     }
 
+    /// `--retry-failed` on a journal whose every task is done or FAILED: the restored scheduler
+    /// announces the sweep complete, and the retry must take that back and lease the task again.
+    func testRetryFailedOnACompleteJournalRunsTheTasksAgain() {
+        var config = SchedulerConfig()
+        config.maxAttempts = 1
+        let h = Harness(Self.noop(2), config: config)
+        h.join("w")
+        for _ in 0..<2 {
+            let a = try! XCTUnwrap(h.assigns("w").last)
+            h.send("w", .failure(Failure(taskID: a.taskID, attempt: a.attempt, reason: "no variance file", retryable: false)))
+        }
+        XCTAssertEqual(h.scheduler.count(.failed), 2)
+        // Restart with --retry-failed: restore, retry, then the first commit (as the coordinator does).
+        h.scheduler = Scheduler(restoring: h.journal.state, config: config, now: h.now)
+        h.scheduler.handle(.retryFailed, now: h.now)
+        let e = h.apply()
+        XCTAssertFalse(e.finished, "the retried tasks are still to run")
+        XCTAssertFalse(h.scheduler.isFinished)
+        XCTAssertEqual(h.scheduler.count(.queued), 2)
+        XCTAssert(h.row("n0").failures == 0 && h.row("n1").failures == 0)
+        h.join("w2")
+        XCTAssertEqual(h.assigns("w2").count, 1, "a worker gets a retried task")
+    }
+
     /// A baseline whose checkpoint every dependent cannot use is reported once, and its open
     /// dependents fail with it, instead of each failing max_attempts times.
     func testAnUnusableBaselineFailsItsDependentsOnce() {
