@@ -155,7 +155,9 @@ struct BenchScale: ParsableCommand {
     func timeToAnswer(_ endpoint: String, since: Date) throws -> Double {
         let context = try ZMQContext()
         defer { context.close() }
-        let d = try DealerEndpoint(context: context, connect: endpoint)
+        // Reconnecting every 20 ms, not with a worker's backoff (100 ms doubling to 5 s), which
+        // would measure the backoff instead of the coordinator.
+        let d = try DealerEndpoint(context: context, connect: endpoint, reconnectMs: (20, 20))
         defer { d.socket.close() }
         let deadline = Date().addingTimeInterval(600)
         while Date() < deadline {
