@@ -23,6 +23,10 @@ public struct Plan: Sendable {
             self.id = SweepTask.id(ofSpec: spec)
             self.dependsOn = dependsOn
         }
+        /// A placeholder for a task whose encoding failed (the plan is refused).
+        init(failed task: SweepTask) {
+            self.task = task; spec = []; id = ""; dependsOn = nil
+        }
     }
     public let entries: [Entry]
     /// Data fingerprints the sweep file fixes, by pin key (journaled with the plan).
@@ -51,28 +55,44 @@ public struct Plan: Sendable {
     }
 
     /// Canonical specs and ids of many tasks, computed over the cores (the JSON encoding is most
-    /// of a plan's cost: 100,000 tasks take about a second).
-    static func entries(_ tasks: [(SweepTask, String?)]) throws -> [Entry] {
-        var out = [Result<Entry, Error>?](repeating: nil, count: tasks.count)
+    /// of a plan's cost: 100,000 tasks take about a second). `position(i)` is where task `i`'s
+    /// entry goes in the `count` entries returned; every position must be given exactly once
+    /// by the tasks and `fixed` (entries already made) together.
+    static func entries(_ tasks: [(SweepTask, String?)], count: Int? = nil, fixed: [(position: Int, entry: Entry)] = [],
+                        position: (Int) -> Int = { $0 }) throws -> [Entry] {
+        let n = count ?? tasks.count
+        precondition(n == tasks.count + fixed.count)
         let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        out.withUnsafeMutableBufferPointer { buffer in
+        guard n > 0 else { return [] }
+        let failure = FirstError()
+        // Each entry is built once, in place: at 100,000 tasks every copy of the array is ~40 MB.
+        let out = [Entry](unsafeUninitializedCapacity: n) { buffer, initialized in
             let base = SendablePointer(buffer.baseAddress!)
+            for f in fixed { (base.pointer + f.position).initialize(to: f.entry) }
             DispatchQueue.concurrentPerform(iterations: threads) { t in
                 var i = t
                 while i < tasks.count {
-                    base.pointer[i] = Result { try Entry(task: tasks[i].0, dependsOn: tasks[i].1) }
+                    let entry: Entry
+                    do { entry = try Entry(task: tasks[i].0, dependsOn: tasks[i].1) } catch {
+                        failure.set(error)
+                        entry = Entry(failed: tasks[i].0)
+                    }
+                    (base.pointer + position(i)).initialize(to: entry)
                     i += threads
                 }
             }
+            initialized = n
         }
-        return try out.map { try $0!.get() }
+        if let e = failure.error { throw e }
+        return out
     }
 
     /// `checkpoints`: the SHA-256 of each checkpoint file a model starts from, by path (the
     /// coordinator stores the files as blobs first: `StartCheckpoints`).
     public init(_ sweep: SweepFile, checkpoints: [String: String] = [:]) throws {
         var baselines: [(SweepTask, String?)] = []
-        var prunes: [(task: SweepTask, baseline: Int)] = []
+        var prunes: [(SweepTask, String?)] = []
+        var prunesOf: [Int] = []                // prune tasks per baseline, in plan order
         for (m, model) in sweep.models.enumerated() {
             // A model from checkpoints has one trial per file (the sweep's seeds in order, then
             // 1, 2, …); the others one per seed.
@@ -89,35 +109,50 @@ public struct Plan: Sendable {
                     base.start = hash
                 }
                 baselines.append((base, nil))
+                let before = prunes.count
                 for method in sweep.prune.methods {
                     for sparsity in sweep.prune.sparsities {
                         for scope in sweep.prune.scopes {
                             let p = PruneTask(method: method, sparsity: sparsity, scope: scope, seed: seed, fineTune: sweep.fineTune(model: m),
                                               mode: sweep.prune.mode, trainBias: sweep.prune.trainBias, metrics: sweep.prune.metrics)
                             prunes.append((SweepTask(kind: .prune, model: model, dataset: sweep.data.dataset, shardIndex: shard,
-                                                     shardCount: sweep.data.shards, seed: seed, training: nil, prune: p, baseline: nil),
-                                           baselines.count - 1))
+                                                     shardCount: sweep.data.shards, seed: seed, training: nil, prune: p, baseline: nil), nil))
                         }
                     }
                 }
+                prunesOf.append(prunes.count - before)
             }
         }
+        // Baselines first (their ids are in their prune tasks' specs), then every prune task
+        // encoded straight into its place: each baseline followed by its prune tasks.
         let baseEntries = try Plan.entries(baselines)
-        let pruneEntries = try Plan.entries(prunes.map { p in
-            var t = p.task
-            t.baseline = baseEntries[p.baseline].id
-            return (t, baseEntries[p.baseline].id)
-        })
-        // Baselines first, each followed by its prune tasks (plan order); duplicates dropped.
-        var byBaseline = [[Entry]](repeating: [], count: baseEntries.count)
-        for (i, e) in pruneEntries.enumerated() { byBaseline[prunes[i].baseline].append(e) }
-        var seen = Set<String>()
-        var entries: [Entry] = []
-        for (b, base) in baseEntries.enumerated() {
-            if seen.insert(base.id).inserted { entries.append(base) }
-            for e in byBaseline[b] where seen.insert(e.id).inserted { entries.append(e) }
+        var basePosition: [Int] = [], baselineOf: [Int] = []
+        basePosition.reserveCapacity(baseEntries.count)
+        baselineOf.reserveCapacity(prunes.count)
+        var next = 0
+        for (b, n) in prunesOf.enumerated() {
+            basePosition.append(next)
+            next += 1 + n
+            let id = baseEntries[b].id
+            for i in prunes.indices[baselineOf.count..<(baselineOf.count + n)] {
+                prunes[i].0.baseline = id
+                prunes[i].1 = id
+            }
+            baselineOf += repeatElement(b, count: n)
         }
-        self.entries = entries
+        let all = try Plan.entries(prunes, count: baseEntries.count + prunes.count,
+                                   fixed: baseEntries.enumerated().map { (basePosition[$0.offset], $0.element) },
+                                   position: { i in i + baselineOf[i] + 1 })
+        // Two tasks with one spec are one task (the first is kept).
+        var seen = Set<String>(minimumCapacity: all.count)
+        var duplicates = false
+        for e in all where !seen.insert(e.id).inserted { duplicates = true; break }
+        if duplicates {
+            seen.removeAll(keepingCapacity: true)
+            entries = all.filter { seen.insert($0.id).inserted }
+        } else {
+            entries = all
+        }
         var pins: [String: String] = [:]
         for (shard, fp) in sweep.data.fingerprints.enumerated() {
             pins[Plan.fingerprintKey(dataset: sweep.data.dataset, shard: shard, of: sweep.data.shards)] = fp.lowercased()
@@ -145,6 +180,14 @@ public struct Plan: Sendable {
         let task = try SweepTask.decode(spec)
         return planned(id: id, task: task, spec: spec, dependsOn: dependsOn)
     }
+}
+
+/// The first error any thread of `concurrentPerform` met.
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: Error?
+    var error: Error? { lock.lock(); defer { lock.unlock() }; return first }
+    func set(_ e: Error) { lock.lock(); if first == nil { first = e }; lock.unlock() }
 }
 
 /// A pointer that may cross into `concurrentPerform` (each thread writes its own indices).

@@ -39,6 +39,10 @@ public final class SweepJournal: JournalStore {
     public let path: String
     public let readOnly: Bool
     let names: MemoryNameTable
+    /// The tasks `storePlan` just wrote into an empty journal, for the `load()` that follows
+    /// (the coordinator's start): it then reads no task back, and shares the specs instead of
+    /// copying them (100,000 specs are 64 MB). Any other write forgets them.
+    private var justPlanned: [PlannedTask]?
 
     /// How to describe the tasks of an older journal (the coordinator's plan knows their specs).
     public typealias Describe = (_ id: String, _ kind: String, _ label: String, _ spec: [UInt8], _ dependsOn: String?) throws -> PlannedTask
@@ -154,24 +158,36 @@ public final class SweepJournal: JournalStore {
                 throw JournalError.schema("\(path): the sweep ran on \(key.dropFirst("fingerprint:".count)) with SHA-256 \(pinned), the sweep file says \(fp); fix data.fingerprints or give a new journal")
             }
         }
-        try db.transaction {
-            for (key, fp) in sortedPins { try setMeta(key, fp) }
-            guard known.isEmpty else { return }
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
-            for (i, t) in tasks.enumerated() {
-                try db.run("""
-                    INSERT INTO tasks(position, id, kind, label, spec, depends_on, data_dataset, data_shard, data_count, epoch_first, epoch_last,
-                                      required_blob, state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                    """, [.int(Int64(i)), .text(t.id), .text(t.kind.rawValue), .text(t.label), .blob(t.spec), t.dependsOn.map { .text($0) } ?? .null,
-                          t.data.map { .text($0.dataset) } ?? .null, t.data.map { .int(Int64($0.shard)) } ?? .null, t.data.map { .int(Int64($0.count)) } ?? .null,
-                          t.epochs.map { .int(Int64($0.lowerBound)) } ?? .null, t.epochs.map { .int(Int64($0.upperBound)) } ?? .null,
-                          t.requiredBlob.map { .text($0) } ?? .null, .text((t.dependsOn == nil ? TaskState.queued : .blocked).rawValue)])
+        // The first plan is written through a rollback journal, not the WAL: into an empty file
+        // that writes each page once instead of twice (WAL, then the checkpoint), 0.85 → 0.6 s
+        // at 100,000 tasks. A crash before the commit still leaves a journal without a plan.
+        if known.isEmpty { try db.execute("PRAGMA journal_mode=DELETE") }
+        do {
+            try db.transaction {
+                for (key, fp) in sortedPins { try setMeta(key, fp) }
+                guard known.isEmpty else { return }
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                for (i, t) in tasks.enumerated() {
+                    try db.run("""
+                        INSERT INTO tasks(position, id, kind, label, spec, depends_on, data_dataset, data_shard, data_count, epoch_first, epoch_last,
+                                          required_blob, state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                        """, [.int(Int64(i)), .text(t.id), .text(t.kind.rawValue), .text(t.label), .blob(t.spec), t.dependsOn.map { .text($0) } ?? .null,
+                              t.data.map { .text($0.dataset) } ?? .null, t.data.map { .int(Int64($0.shard)) } ?? .null, t.data.map { .int(Int64($0.count)) } ?? .null,
+                              t.epochs.map { .int(Int64($0.lowerBound)) } ?? .null, t.epochs.map { .int(Int64($0.upperBound)) } ?? .null,
+                              t.requiredBlob.map { .text($0) } ?? .null, .text((t.dependsOn == nil ? TaskState.queued : .blocked).rawValue)])
+                }
+                try setMeta("sweep", sweepText)
+                try setMeta("sweep_id", sweepID)
+                try setMeta("created_ms", String(now))
+                try event(JournalEvent(atMs: now, task: nil, worker: nil, kind: "plan", detail: "\(tasks.count) tasks"))
             }
-            try setMeta("sweep", sweepText)
-            try setMeta("sweep_id", sweepID)
-            try setMeta("created_ms", String(now))
-            try event(JournalEvent(atMs: now, task: nil, worker: nil, kind: "plan", detail: "\(tasks.count) tasks"))
+        } catch {
+            if known.isEmpty { try? db.execute("PRAGMA journal_mode=WAL") }
+            throw error
         }
+        guard known.isEmpty else { return }
+        try db.execute("PRAGMA journal_mode=WAL")
+        justPlanned = tasks
     }
 
     // MARK: JournalStore
@@ -179,6 +195,7 @@ public final class SweepJournal: JournalStore {
     public func apply(_ ops: [JournalOp]) throws {
         guard !ops.isEmpty else { return }
         guard !readOnly else { throw JournalError.sqlite("\(path): opened read-only") }
+        justPlanned = nil
         do {
             try db.transaction {
                 for op in ops { try apply(op) }
@@ -238,7 +255,14 @@ public final class SweepJournal: JournalStore {
     }
 
     public func load() throws -> JournalState {
-        let list = try tasks()
+        let list: [(task: PlannedTask, row: TaskRow)]
+        if let fresh = justPlanned {
+            // As storePlan wrote them: nothing has run yet.
+            list = fresh.map { ($0, TaskRow(state: $0.dependsOn == nil ? .queued : .blocked)) }
+            justPlanned = nil
+        } else {
+            list = try tasks()
+        }
         var leases: [LeaseRow] = []
         try db.run("SELECT task, attempt, worker, started_ms, outcome FROM leases ORDER BY task, attempt") { r in
             leases.append(LeaseRow(task: Int(r.int(0)), attempt: Int(r.int(1)), worker: r.text(2) ?? "", startedMs: r.int(3),

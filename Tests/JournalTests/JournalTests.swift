@@ -46,6 +46,30 @@ final class JournalTests: XCTestCase {
         XCTAssertEqual(try j.meta("fingerprint:fashion-mnist:0/1"), "aa", "a refused plan changes nothing")
     }
 
+    /// The first load after planning an empty journal is built from the plan just stored, not
+    /// read back: it must be exactly what the file holds, and forgotten once anything is written.
+    func testTheLoadAfterAFreshPlanIsWhatTheFileHolds() throws {
+        let path = dir + "/sweep.db"
+        let j = try SweepJournal.openForWriting(path)
+        defer { j.close() }
+        try j.apply([.blob(hash: "c0ffee", size: 12)])
+        try j.storePlan(Self.plan(), pins: ["fingerprint:fashion-mnist:0/1": "aa"], sweepText: "x", sweepID: "s1")
+        let fresh = try j.load()
+        let other = try SweepJournal.openForReading(path)
+        XCTAssertEqual(fresh, try other.load(), "the state from the plan is the state on disk")
+        other.close()
+        XCTAssertEqual(fresh.rows.map(\.state), [.queued, .blocked, .blocked, .blocked])
+        XCTAssertEqual(fresh.blobs, ["c0ffee": 12])
+        // A write between the plan and the load is seen by the load.
+        let k = try SweepJournal.openForWriting(dir + "/second.db")
+        defer { k.close() }
+        try k.storePlan(Self.plan(), pins: [:], sweepText: "x", sweepID: "s2")
+        var row = TaskRow(state: .done)
+        row.attempt = 1
+        try k.apply([.task(index: 0, row: row)])
+        XCTAssertEqual(try k.load().rows.first, row)
+    }
+
     /// A batch is one transaction: records, rows and leases come back exactly as written.
     func testBatchesRoundTrip() throws {
         let j = try SweepJournal.openForWriting(dir + "/sweep.db")
