@@ -172,9 +172,10 @@ public struct Aggregation {
         })
         let sampled: [Int]? = sampleEvery <= 1 ? nil : sampleMarks.indices.filter { sampleMarks[$0] }
         let inSample: [Bool]? = sampleEvery <= 1 ? nil : sampleMarks
-        var positions: [String: Int] = [:]
-        for (i, t) in tasks.enumerated() { positions[t.task.id] = i }
-        var specs = [SweepTask?](repeating: nil, count: tasks.count)
+        var positions: [String: Int] = [:]          // of the baselines, which prune tasks name
+        for (i, t) in tasks.enumerated() where t.task.kind == .baseline { positions[t.task.id] = i }
+        // What the pass needs of each spec (a SweepTask is ~400 bytes; 100,000 of them were 42 MB).
+        var specs = [TaskFacts?](repeating: nil, count: tasks.count)
         var configOf = [Configuration?](repeating: nil, count: tasks.count)
         var baselineOf = [BaselineSummary?](repeating: nil, count: tasks.count)
         for (i, t) in tasks.enumerated() {
@@ -185,7 +186,7 @@ public struct Aggregation {
             if t.row.state == .failed { failed.append((t.task.label, t.task.id, t.row.lastError ?? "")) }
             if let inSample, !inSample[i] { continue }
             guard let spec = decoded else { continue }
-            specs[i] = spec
+            specs[i] = TaskFacts(kind: spec.kind, seed: spec.seed, model: spec.model.name)
             if spec.kind == .prune, let p = spec.prune {
                 configOf[i] = Configuration(model: spec.model.name, method: p.method.rawValue, sparsity: p.sparsity, scope: p.scope)
                 if let b = t.task.dependsOn.flatMap({ positions[$0] }) { baselineOf[i] = tasks[b].row.baseline }
@@ -304,9 +305,16 @@ public struct Aggregation {
         for (i, t) in tasks.enumerated() where specs[i]?.kind == .baseline {
             guard let b = t.row.baseline, let spec = specs[i] else { continue }
             let tests = (baselineTests[i] ?? []).sorted { $0.0 < $1.0 }.map(\.1)
-            baselines.append(Baseline(model: spec.model.name, seed: spec.seed, train: b.trainAccuracy, test: b.testAccuracy,
+            baselines.append(Baseline(model: spec.model, seed: spec.seed, train: b.trainAccuracy, test: b.testAccuracy,
                                       lastTwoTest: tests.count >= 2 ? (tests[tests.count - 2], tests[tests.count - 1]) : nil))
         }
+    }
+
+    /// The little of a task's spec a pass keeps.
+    struct TaskFacts {
+        let kind: SweepTask.Kind
+        let seed: UInt64
+        let model: String
     }
 
     /// Whether a metric is a Monte Carlo estimate's standard error (`js_se[…]`), not a metric.

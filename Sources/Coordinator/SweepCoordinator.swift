@@ -95,7 +95,8 @@ public final class SweepCoordinator {
         let router = try RouterEndpoint(context: context, bind: config.bind, curve: config.curve,
                                         maxFrameBytes: max(Codec.defaultMaxFrameBytes, config.scheduler.maxChunkBytes + (1 << 16)))
         socket = RouterQueue(router: router)
-        var state = try journal.load()
+        // Specs stay in the journal (64 MB at 100,000 tasks); each Assign reads its own.
+        var state = try journal.load(specs: false)
         if state.sweepID.isEmpty { state.sweepID = String(UUID().uuidString.prefix(8)).lowercased() }
         scheduler = Scheduler(restoring: state, config: config.scheduler, now: nowMs())
         if try journal.meta("sweep_id") == nil { try journal.apply([.meta(key: "sweep_id", value: state.sweepID)]) }
@@ -244,7 +245,10 @@ public final class SweepCoordinator {
         let effects = scheduler.takeEffects()
         try journal.apply(effects.journal)
         for line in effects.logs { log(line) }
-        for (peer, message) in effects.sends { send(decorated(message), to: peer) }
+        for (peer, message) in effects.sends {
+            guard let message = withSpec(message) else { continue }
+            send(decorated(message), to: peer)
+        }
         if !effects.journal.isEmpty, let onCommit { onCommit(scheduler.status(StatusRequest(maxWorkers: 1), now: nowMs()).counts ?? TaskCounts()) }
         return effects.finished
     }
@@ -301,6 +305,21 @@ public final class SweepCoordinator {
 
     /// Status replies get the latest correlations and the journal's path; the scheduler does
     /// not know either.
+    /// An Assign with its task's spec read from the journal (the scheduler holds none). When
+    /// the journal cannot give it, nothing is sent and the coordinator stops as on a storage
+    /// failure: the lease is released uncounted by the stop.
+    func withSpec(_ message: Message) -> Message? {
+        guard case var .assign(a) = message, a.spec.isEmpty else { return message }
+        do {
+            a.spec = try journal.spec(ofTask: a.taskID)
+            return .assign(a)
+        } catch {
+            log("cannot read the spec of task \(a.taskID) from the journal: \(error)")
+            storageFailure = storageFailure ?? "cannot read the journal: \(error)"
+            return nil
+        }
+    }
+
     func decorated(_ message: Message) -> Message {
         guard case let .statusReply(r) = message else { return message }
         return .statusReply(decorate(r))

@@ -254,14 +254,22 @@ public final class SweepJournal: JournalStore {
                    [.int(e.atMs), text(e.task), text(e.worker), .text(e.kind), text(e.detail)])
     }
 
-    public func load() throws -> JournalState {
+    public func load() throws -> JournalState { try load(specs: true) }
+
+    /// The state as committed; with `specs: false` every task's spec is left empty (100,000
+    /// specs are 64 MB), for a holder that reads each one when it needs it (`spec(ofTask:)`).
+    public func load(specs: Bool) throws -> JournalState {
         let list: [(task: PlannedTask, row: TaskRow)]
         if let fresh = justPlanned {
             // As storePlan wrote them: nothing has run yet.
-            list = fresh.map { ($0, TaskRow(state: $0.dependsOn == nil ? .queued : .blocked)) }
+            list = fresh.map { t in
+                var t = t
+                if !specs { t.spec = [] }
+                return (t, TaskRow(state: t.dependsOn == nil ? .queued : .blocked))
+            }
             justPlanned = nil
         } else {
-            list = try tasks()
+            list = try tasks(withSpec: specs ? nil : { _, _ in false })
         }
         var leases: [LeaseRow] = []
         try db.run("SELECT task, attempt, worker, started_ms, outcome FROM leases ORDER BY task, attempt") { r in
@@ -277,11 +285,20 @@ public final class SweepJournal: JournalStore {
 
     // MARK: readers
 
+    /// The canonical spec of the task with this id (what Assign carries).
+    public func spec(ofTask id: String) throws -> [UInt8] {
+        var spec: [UInt8]?
+        try db.run("SELECT spec FROM tasks WHERE id = ?1", [.text(id)]) { spec = $0.blob(0) }
+        guard let spec, !spec.isEmpty else { throw JournalError.schema("\(path): task \(id) has no spec in the journal") }
+        return spec
+    }
+
     /// Every task of the plan with its row, in plan order.
     /// Every task with its row, in plan order. `withSpec` says, from a task's position and kind,
     /// whether its spec is wanted (an empty spec otherwise: 100,000 specs are ~70 MB).
     public func tasks(withSpec: ((Int, PlannedTask.Kind) -> Bool)? = nil) throws -> [(task: PlannedTask, row: TaskRow)] {
-        var out: [(PlannedTask, TaskRow)] = []
+        var out: [(task: PlannedTask, row: TaskRow)] = []
+        out.reserveCapacity(Int(try db.scalar("SELECT COUNT(*) FROM tasks") ?? "0") ?? 0)
         try db.run("""
             SELECT id, kind, label, spec, depends_on, data_dataset, data_shard, data_count, epoch_first, epoch_last, required_blob,
                    state, attempt, failures, handbacks, worker, last_error, checkpoint,

@@ -60,6 +60,11 @@ final class JournalTests: XCTestCase {
         other.close()
         XCTAssertEqual(fresh.rows.map(\.state), [.queued, .blocked, .blocked, .blocked])
         XCTAssertEqual(fresh.blobs, ["c0ffee": 12])
+        // The coordinator holds no specs: each Assign reads its own from the file.
+        XCTAssert(try j.load(specs: false).tasks.allSatisfy(\.spec.isEmpty))
+        XCTAssertEqual(try j.load(specs: false).tasks.map(\.id), fresh.tasks.map(\.id))
+        XCTAssertEqual(try Self.plan().map { try j.spec(ofTask: $0.id) }, Self.plan().map(\.spec))
+        XCTAssertThrowsError(try j.spec(ofTask: "nope")) { XCTAssert("\($0)".contains("task nope has no spec"), "\($0)") }
         // A write between the plan and the load is seen by the load.
         let k = try SweepJournal.openForWriting(dir + "/second.db")
         defer { k.close() }
