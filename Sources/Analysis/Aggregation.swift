@@ -159,9 +159,15 @@ public struct Aggregation {
         self.only = only.flatMap { $0.isEmpty ? nil : $0 }
         self.seed = seed
         self.sampleEvery = max(1, sampleEvery)
-        // In a sample: every baseline and every k-th prune task (counted in plan order).
+        // In a sample: every baseline and every k-th prune task (counted in plan order). Tasks
+        // are streamed; what is kept is a few facts of each read task (at 100,000 tasks the
+        // whole task list was 80 MB of the pass).
         var pruneSeen = 0, sampleMarks: [Bool] = []
-        let tasks = try journal.tasks(withSpec: sampleEvery <= 1 ? nil : { _, kind in
+        var kept: [Int: KeptTask] = [:]             // the tasks read, by position
+        var baselineByID: [String: BaselineSummary] = [:]   // what prune tasks name
+        var configOf: [Int: Configuration] = [:]
+        var taskCount = 0
+        try journal.forEachTask(withSpec: sampleEvery <= 1 ? nil : { _, kind in
             var keep = true
             if kind == .prune {
                 keep = pruneSeen % sampleEvery == 0
@@ -169,35 +175,31 @@ public struct Aggregation {
             }
             sampleMarks.append(keep)
             return keep
-        })
-        let sampled: [Int]? = sampleEvery <= 1 ? nil : sampleMarks.indices.filter { sampleMarks[$0] }
-        let inSample: [Bool]? = sampleEvery <= 1 ? nil : sampleMarks
-        var positions: [String: Int] = [:]          // of the baselines, which prune tasks name
-        for (i, t) in tasks.enumerated() where t.task.kind == .baseline { positions[t.task.id] = i }
-        // What the pass needs of each spec (a SweepTask is ~400 bytes; 100,000 of them were 42 MB).
-        var specs = [TaskFacts?](repeating: nil, count: tasks.count)
-        var configOf = [Configuration?](repeating: nil, count: tasks.count)
-        var baselineOf = [BaselineSummary?](repeating: nil, count: tasks.count)
-        for (i, t) in tasks.enumerated() {
-            let decoded = only == nil && inSample?[i] == false ? nil : try? SweepTask.decode(t.task.spec)
-            if let only, !(decoded.map(only.accepts) ?? false) { continue }
+        }) { i, task, row in
+            taskCount += 1
+            if task.kind == .baseline, let b = row.baseline { baselineByID[task.id] = b }
+            let inSample = sampleEvery <= 1 || sampleMarks[i]
+            let decoded = only == nil && !inSample ? nil : try? SweepTask.decode(task.spec)
+            if let only, !(decoded.map(only.accepts) ?? false) { return }
             tasksTotal += 1
-            if t.row.state == .done { tasksDone += 1 }
-            if t.row.state == .failed { failed.append((t.task.label, t.task.id, t.row.lastError ?? "")) }
-            if let inSample, !inSample[i] { continue }
-            guard let spec = decoded else { continue }
-            specs[i] = TaskFacts(kind: spec.kind, seed: spec.seed, model: spec.model.name)
+            if row.state == .done { tasksDone += 1 }
+            if row.state == .failed { failed.append((task.label, task.id, row.lastError ?? "")) }
+            guard inSample, let spec = decoded else { return }
+            var k = KeptTask(id: task.id, epochs: task.epochs, facts: TaskFacts(kind: spec.kind, seed: spec.seed, model: spec.model.name),
+                             baseline: row.baseline, baselineOfPrune: nil)
             if spec.kind == .prune, let p = spec.prune {
                 configOf[i] = Configuration(model: spec.model.name, method: p.method.rawValue, sparsity: p.sparsity, scope: p.scope)
-                if let b = t.task.dependsOn.flatMap({ positions[$0] }) { baselineOf[i] = tasks[b].row.baseline }
+                k.baselineOfPrune = task.dependsOn.flatMap { baselineByID[$0] }
             }
+            kept[i] = k
         }
+        let sampled: [Int]? = sampleEvery <= 1 ? nil : sampleMarks.indices.filter { sampleMarks[$0] }
         // Configurations in sorted order; each one's trials by (seed, task id).
-        configurations = Set(configOf.compactMap { $0 }).sorted()
+        configurations = Set(configOf.values).sorted()
         let rank = Dictionary(uniqueKeysWithValues: configurations.enumerated().map { ($1, $0) })
         var members = [[(seed: UInt64, id: String, task: Int)]](repeating: [], count: configurations.count)
-        for i in tasks.indices { if let c = configOf[i], let spec = specs[i] { members[rank[c]!].append((spec.seed, tasks[i].task.id, i)) } }
-        var slotOf = [(config: Int, trial: Int)?](repeating: nil, count: tasks.count)
+        for (i, c) in configOf.sorted(by: { $0.key < $1.key }) { members[rank[c]!].append((kept[i]!.facts.seed, kept[i]!.id, i)) }
+        var slotOf = [(config: Int, trial: Int)?](repeating: nil, count: taskCount)
         trials = members.enumerated().map { c, list in
             list.sorted { ($0.seed, $0.id) < ($1.seed, $1.id) }.enumerated().map { k, m in
                 slotOf[m.task] = (c, k)
@@ -230,21 +232,21 @@ public struct Aggregation {
             if read & 4095 == 0, let shouldStop, shouldStop() { throw Cancelled() }
             // Nothing is sized from a stored number: an epoch the task cannot have (a hostile or
             // damaged journal) is named, not used.
-            guard let range = tasks[i].task.epochs, range.contains(r.epoch) else {
-                let planned = tasks[i].task.epochs.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "none"
-                damaged.append(SweepJournal.DamagedRecord(task: i, taskID: tasks[i].task.id, epoch: r.epoch,
+            guard let task = kept[i] else { return }
+            guard let range = task.epochs, range.contains(r.epoch) else {
+                let planned = task.epochs.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "none"
+                damaged.append(SweepJournal.DamagedRecord(task: i, taskID: task.id, epoch: r.epoch,
                                                           reason: "epoch \(r.epoch) is outside the task's epochs (\(planned))"))
                 return
             }
-            guard let spec = specs[i] else { return }
-            if spec.kind == .baseline {
+            if task.facts.kind == .baseline {
                 baselineTests[i, default: []].append((r.epoch, r.testAccuracy))
                 return
             }
             guard let (c, k) = slotOf[i] else { return }
             if let l = last, l.task != i { finishTask() }
             last = (i, r)
-            let base = baselineOf[i]
+            let base = task.baselineOfPrune
             var q: [(String, Double)] = [("pd_test", r.pdTest), ("pd_train", r.pdTrain),
                                          ("pd_test_signed", base.map { $0.testAccuracy - r.testAccuracy } ?? .nan),
                                          ("pd_train_signed", base.map { $0.trainAccuracy - r.trainAccuracy } ?? .nan),
@@ -302,8 +304,9 @@ public struct Aggregation {
             epochSlots[c] = order.map { epochSlots[c][$0] }
             moments[c] = order.map { moments[c][$0] }
         }
-        for (i, t) in tasks.enumerated() where specs[i]?.kind == .baseline {
-            guard let b = t.row.baseline, let spec = specs[i] else { continue }
+        for (i, t) in kept.sorted(by: { $0.key < $1.key }) where t.facts.kind == .baseline {
+            guard let b = t.baseline else { continue }
+            let spec = t.facts
             let tests = (baselineTests[i] ?? []).sorted { $0.0 < $1.0 }.map(\.1)
             baselines.append(Baseline(model: spec.model, seed: spec.seed, train: b.trainAccuracy, test: b.testAccuracy,
                                       lastTwoTest: tests.count >= 2 ? (tests[tests.count - 2], tests[tests.count - 1]) : nil))
@@ -315,6 +318,17 @@ public struct Aggregation {
         let kind: SweepTask.Kind
         let seed: UInt64
         let model: String
+    }
+
+    /// What a pass keeps of a task it reads.
+    struct KeptTask {
+        let id: String
+        let epochs: ClosedRange<Int>?
+        let facts: TaskFacts
+        /// A baseline's accuracies and losses.
+        let baseline: BaselineSummary?
+        /// A prune task's baseline's (for the signed PD).
+        var baselineOfPrune: BaselineSummary?
     }
 
     /// Whether a metric is a Monte Carlo estimate's standard error (`js_se[…]`), not a metric.

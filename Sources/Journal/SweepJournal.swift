@@ -259,17 +259,20 @@ public final class SweepJournal: JournalStore {
     /// The state as committed; with `specs: false` every task's spec is left empty (100,000
     /// specs are 64 MB), for a holder that reads each one when it needs it (`spec(ofTask:)`).
     public func load(specs: Bool) throws -> JournalState {
-        let list: [(task: PlannedTask, row: TaskRow)]
+        var tasks: [PlannedTask] = [], rows: [TaskRow] = []
         if let fresh = justPlanned {
             // As storePlan wrote them: nothing has run yet.
-            list = fresh.map { t in
-                var t = t
-                if !specs { t.spec = [] }
-                return (t, TaskRow(state: t.dependsOn == nil ? .queued : .blocked))
-            }
+            tasks = specs ? fresh : fresh.map { t in var t = t; t.spec = []; return t }
+            rows = fresh.map { TaskRow(state: $0.dependsOn == nil ? .queued : .blocked) }
             justPlanned = nil
         } else {
-            list = try tasks(withSpec: specs ? nil : { _, _ in false })
+            let n = Int(try db.scalar("SELECT COUNT(*) FROM tasks") ?? "0") ?? 0
+            tasks.reserveCapacity(n)
+            rows.reserveCapacity(n)
+            try forEachTask(withSpec: specs ? nil : { _, _ in false }) { _, task, row in
+                tasks.append(task)
+                rows.append(row)
+            }
         }
         var leases: [LeaseRow] = []
         try db.run("SELECT task, attempt, worker, started_ms, outcome FROM leases ORDER BY task, attempt") { r in
@@ -280,7 +283,7 @@ public final class SweepJournal: JournalStore {
         for (k, v) in try meta(prefix: "fingerprint:") { pins[k] = v }
         var blobs: [String: UInt64] = [:]
         try db.run("SELECT hash, size FROM blobs") { blobs[$0.text(0) ?? ""] = UInt64(max(0, $0.int(1))) }
-        return JournalState(sweepID: try meta("sweep_id") ?? "", tasks: list.map(\.task), rows: list.map(\.row), leases: leases, pins: pins, blobs: blobs)
+        return JournalState(sweepID: try meta("sweep_id") ?? "", tasks: tasks, rows: rows, leases: leases, pins: pins, blobs: blobs)
     }
 
     // MARK: readers
@@ -299,6 +302,15 @@ public final class SweepJournal: JournalStore {
     public func tasks(withSpec: ((Int, PlannedTask.Kind) -> Bool)? = nil) throws -> [(task: PlannedTask, row: TaskRow)] {
         var out: [(task: PlannedTask, row: TaskRow)] = []
         out.reserveCapacity(Int(try db.scalar("SELECT COUNT(*) FROM tasks") ?? "0") ?? 0)
+        try forEachTask(withSpec: withSpec) { _, task, row in out.append((task, row)) }
+        return out
+    }
+
+    /// Every task with its row, in plan order, one at a time (`tasks(withSpec:)` without the
+    /// list); `body` gets each one's position.
+    public func forEachTask(withSpec: ((Int, PlannedTask.Kind) -> Bool)? = nil,
+                            _ body: (_ position: Int, _ task: PlannedTask, _ row: TaskRow) throws -> Void) throws {
+        var position = 0
         try db.run("""
             SELECT id, kind, label, spec, depends_on, data_dataset, data_shard, data_count, epoch_first, epoch_last, required_blob,
                    state, attempt, failures, handbacks, worker, last_error, checkpoint,
@@ -310,7 +322,7 @@ public final class SweepJournal: JournalStore {
             let epochs: ClosedRange<Int>? = r.isNull(8) || last < first || last - first > 1 << 20 ? nil : Int(first)...Int(last)
             let kind = PlannedTask.Kind(rawValue: r.text(1) ?? "") ?? .noop
             let task = PlannedTask(id: r.text(0) ?? "", kind: kind, label: r.text(2) ?? "",
-                                   spec: withSpec?(out.count, kind) ?? true ? r.blob(3) : [], dependsOn: r.text(4), data: data, epochs: epochs, requiredBlob: r.text(10))
+                                   spec: withSpec?(position, kind) ?? true ? r.blob(3) : [], dependsOn: r.text(4), data: data, epochs: epochs, requiredBlob: r.text(10))
             var row = TaskRow(state: TaskState(rawValue: r.text(11) ?? "") ?? .queued)
             row.attempt = Int(r.int(12)); row.failures = Int(r.int(13)); row.handbacks = Int(r.int(14))
             row.worker = r.text(15); row.lastError = r.text(16); row.checkpoint = r.text(17)
@@ -319,9 +331,9 @@ public final class SweepJournal: JournalStore {
             }
             row.startedMs = r.isNull(22) ? nil : r.int(22)
             row.finishedMs = r.isNull(23) ? nil : r.int(23)
-            out.append((task, row))
+            try body(position, task, row)
+            position += 1
         }
-        return out
     }
 
     /// A stored record that cannot be read, with the task and epoch it belongs to.

@@ -70,6 +70,39 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(comparison.answer, "identical (same ranking of configurations)")
     }
 
+    /// A sampled pass (live status on a huge journal) reads every baseline and exactly every
+    /// k-th prune task in plan order, counts all of them, and keeps each sampled task's numbers
+    /// (its signed PD uses its own baseline's accuracy) as the full pass has them.
+    func testASampledPassReadsEveryKthPruneTaskAndCountsAll() throws {
+        let b = try makeJournal()
+        let full = try Aggregation(journal: b.journal, resamples: 50)
+        let sampled = try Aggregation(journal: b.journal, resamples: 50, sampleEvery: 4)
+        let prunes = b.plan.entries.filter { $0.task.kind == .prune }.map(\.id)
+        XCTAssertEqual(prunes.count, 18)
+        let expected = Set(prunes.enumerated().filter { $0.offset % 4 == 0 }.map(\.element))
+        let read = Set(sampled.trials.flatMap { $0.map(\.task) })
+        XCTAssertEqual(read, expected, "the 1st, 5th, 9th, … prune task")
+        XCTAssertEqual(sampled.tasksTotal, full.tasksTotal)
+        XCTAssertEqual(sampled.tasksDone, full.tasksDone)
+        XCTAssertEqual(sampled.baselines.count, 2)
+        XCTAssertEqual(sampled.baselines.map(\.test), full.baselines.map(\.test))
+        for (c, config) in sampled.configurations.enumerated() {
+            let f = try XCTUnwrap(full.configurations.firstIndex(of: config))
+            for t in sampled.trials[c] {
+                let same = try XCTUnwrap(full.trials[f].first { $0.task == t.task })
+                XCTAssertEqual(t.epochs, same.epochs)
+                XCTAssertEqual(sampled.correlated, full.correlated)
+                for e in t.epochs.indices {
+                    let mine = (0..<t.values[e].count).map { t.values[e][$0] }
+                    let theirs = (0..<same.values[e].count).map { same.values[e][$0] }
+                    XCTAssertEqual(mine, theirs, "\(config) \(t.task) epoch \(t.epochs[e])")
+                    // Signed PD = the baseline's test accuracy (90) − the record's.
+                    XCTAssert(mine[sampled.correlated.firstIndex(of: "pd_test_signed")!].isFinite)
+                }
+            }
+        }
+    }
+
     /// One family's tables out of a sweep over two are those of a sweep over that family alone:
     /// the same configurations, counts and claims (`apsweep report --model`).
     func testOneFamilysReportOutOfASweepOverTwo() throws {
