@@ -47,6 +47,32 @@ final class ConvolutionAlgorithmTests: XCTestCase {
         }
     }
 
+    /// Small maps (ResNet-18's late stages on 32×32 inputs) are split over both threads in as
+    /// many chunks each; every form gives what one thread gives, up to rounding.
+    func testSmallMapsSplitOverTwoThreadsGiveTheOneThreadResult() throws {
+        let cases: [(shape: [Int], oc: Int, stride: Int, algorithm: Conv2d.Algorithm)] = [
+            ([13, 24, 4, 4], 24, 1, .gemm),        // row form, 4×4
+            ([13, 24, 2, 2], 16, 1, .gemm),        // row form, 2×2: one chunk of 13 before
+            ([11, 16, 4, 4], 16, 2, .gemm),        // im2col form, strided
+            ([9, 16, 6, 6], 16, 1, .winograd),
+        ]
+        for (i, c) in cases.enumerated() {
+            var rng = SeededGenerator(seed: 30 + UInt64(i))
+            let conv = Conv2d(c.shape[1], c.oc, kernel: 3, stride: c.stride, padding: 1, rng: &rng)
+            let x = randomTensor(c.shape, seed: 300 + UInt64(i))
+            let (oh, ow) = conv.outputSize(c.shape[2], c.shape[3])
+            let dy = randomTensor([c.shape[0], c.oc, oh, ow], seed: 400 + UInt64(i))
+            BLAS.threads = 1
+            let one = try run(conv, c.algorithm, x, dy)
+            BLAS.threads = 2
+            let two = try run(conv, c.algorithm, x, dy)
+            for (k, name) in ["output", "input gradient", "weight gradient", "bias gradient"].enumerated() {
+                XCTAssertEqual(one[k].count, two[k].count, "\(name), case \(c)")
+                XCTAssertLessThan(largestRelativeDifference(two[k], one[k]), 1e-5, "\(name): 1 vs 2 threads, case \(c)")
+            }
+        }
+    }
+
     func testAutomaticChoiceKeepsNarrowFirstLayersOnGEMMAndIsDeterministic() throws {
         // The automatic choice must not change results beyond rounding, and runs repeat bit for bit.
         var rng = SeededGenerator(seed: 3)
