@@ -1,4 +1,4 @@
-import NeuralCore
+@testable import NeuralCore
 import XCTest
 
 /// Every layer's backward against finite differences (see GradientCheck for the tolerances).
@@ -99,6 +99,25 @@ final class LayerGradientTests: XCTestCase {
 
     func testReLU() throws {
         try gc.check(ReLU(), input: wellSeparatedTensor([3, 7], seed: 22))
+    }
+
+    /// GELU's own erf and exp (written to vectorise) against Float64 libm over their whole
+    /// range: erf within 4e-7 absolute, e^y within 3e-7 relative down to e⁻⁸⁷.
+    func testGELUsErfAndExpAgainstLibm() {
+        var worstErf = 0.0, worstExp = 0.0
+        for i in 0...200_000 {
+            let x = -6 + 12 * Double(i) / 200_000
+            worstErf = max(worstErf, abs(Double(GELU.erf(Float(x))) - Foundation.erf(Double(Float(x)))))
+            let y = -87 * Double(i) / 200_000
+            let exact = Foundation.exp(Double(Float(y)))
+            worstExp = max(worstExp, abs(Double(GELU.expNonPositive(Float(y))) - exact) / exact)
+        }
+        XCTAssertLessThan(worstErf, 4e-7)
+        XCTAssertLessThan(worstExp, 3e-7)
+        XCTAssertEqual(GELU.erf(.infinity), 1)
+        XCTAssertEqual(GELU.erf(-.infinity), -1)
+        XCTAssertEqual(GELU.expNonPositive(0), 1)
+        XCTAssertLessThan(GELU.expNonPositive(-1e6), 1e-37)
     }
 
     func testGELU() throws {
