@@ -166,6 +166,9 @@ public struct Aggregation {
         var kept: [Int: KeptTask] = [:]             // the tasks read, by position
         var baselineByID: [String: BaselineSummary] = [:]   // what prune tasks name
         var configOf: [Int: Configuration] = [:]
+        // Read but not kept (filtered out, or a spec that does not decode): their records are
+        // still checked, so damage is named whichever tasks the tables use.
+        var others: [Int: (id: String, epochs: ClosedRange<Int>?)] = [:]
         var taskCount = 0
         try journal.forEachTask(withSpec: sampleEvery <= 1 ? nil : { _, kind in
             var keep = true
@@ -180,11 +183,17 @@ public struct Aggregation {
             if task.kind == .baseline, let b = row.baseline { baselineByID[task.id] = b }
             let inSample = sampleEvery <= 1 || sampleMarks[i]
             let decoded = only == nil && !inSample ? nil : try? SweepTask.decode(task.spec)
-            if let only, !(decoded.map(only.accepts) ?? false) { return }
+            if let only, !(decoded.map(only.accepts) ?? false) {
+                if inSample { others[i] = (task.id, task.epochs) }
+                return
+            }
             tasksTotal += 1
             if row.state == .done { tasksDone += 1 }
             if row.state == .failed { failed.append((task.label, task.id, row.lastError ?? "")) }
-            guard inSample, let spec = decoded else { return }
+            guard inSample, let spec = decoded else {
+                if inSample { others[i] = (task.id, task.epochs) }
+                return
+            }
             var k = KeptTask(id: task.id, epochs: task.epochs, facts: TaskFacts(kind: spec.kind, seed: spec.seed, model: spec.model.name),
                              baseline: row.baseline, baselineOfPrune: nil)
             if spec.kind == .prune, let p = spec.prune {
@@ -232,13 +241,15 @@ public struct Aggregation {
             if read & 4095 == 0, let shouldStop, shouldStop() { throw Cancelled() }
             // Nothing is sized from a stored number: an epoch the task cannot have (a hostile or
             // damaged journal) is named, not used.
-            guard let task = kept[i] else { return }
-            guard let range = task.epochs, range.contains(r.epoch) else {
-                let planned = task.epochs.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "none"
-                damaged.append(SweepJournal.DamagedRecord(task: i, taskID: task.id, epoch: r.epoch,
+            guard let id = kept[i]?.id ?? others[i]?.id else { return }
+            let epochs = kept[i]?.epochs ?? others[i]?.epochs
+            guard let range = epochs, range.contains(r.epoch) else {
+                let planned = epochs.map { "\($0.lowerBound)…\($0.upperBound)" } ?? "none"
+                damaged.append(SweepJournal.DamagedRecord(task: i, taskID: id, epoch: r.epoch,
                                                           reason: "epoch \(r.epoch) is outside the task's epochs (\(planned))"))
                 return
             }
+            guard let task = kept[i] else { return }
             if task.facts.kind == .baseline {
                 baselineTests[i, default: []].append((r.epoch, r.testAccuracy))
                 return

@@ -303,8 +303,6 @@ public final class SweepCoordinator {
 
     private static let mallocTrim = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim")
 
-    /// Status replies get the latest correlations and the journal's path; the scheduler does
-    /// not know either.
     /// An Assign with its task's spec read from the journal (the scheduler holds none). When
     /// the journal cannot give it, nothing is sent and the coordinator stops as on a storage
     /// failure: the lease is released uncounted by the stop.
@@ -320,6 +318,8 @@ public final class SweepCoordinator {
         }
     }
 
+    /// Status replies get the latest correlations and the journal's path; the scheduler does
+    /// not know either.
     func decorated(_ message: Message) -> Message {
         guard case let .statusReply(r) = message else { return message }
         return .statusReply(decorate(r))

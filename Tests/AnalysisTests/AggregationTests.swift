@@ -206,6 +206,10 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(withHostile.damaged.map(\.epoch), [50, 4_294_967_293])
         XCTAssert(withHostile.damaged.first?.reason.contains("outside the task's epochs (0…3)") == true, "\(withHostile.damaged)")
         XCTAssert(withHostile.damaged.last?.reason.contains("4294967293") == true, "\(withHostile.damaged)")
+        // A report on part of the sweep still names the damage of tasks it leaves out.
+        let method = b.plan.entries[open].task.prune!.method.rawValue
+        let other = try Aggregation(journal: b.journal, resamples: 100, only: TaskFilter(methods: Set(["lowest", "random", "highest"]).subtracting([method])))
+        XCTAssertEqual(other.damaged.map(\.epoch), [50, 4_294_967_293])
         // An empty journal: every claim lacks data, nothing crashes.
         let empty = try JournalBuilder(Self.sweep)
         XCTAssert(try Aggregation(journal: empty.journal).claims().allSatisfy { $0.verdict == .notEnoughData })
