@@ -118,6 +118,17 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(GELU.erf(-.infinity), -1)
         XCTAssertEqual(GELU.expNonPositive(0), 1)
         XCTAssertLessThan(GELU.expNonPositive(-1e6), 1e-37)
+        // A diverged network's NaN goes through as NaN (and does not trap in the conversion).
+        XCTAssert(GELU.erf(.nan).isNaN)
+        XCTAssertLessThan(GELU.expNonPositive(.nan), 1e-37)
+        let gelu = GELU()
+        let y = try! gelu.forward(Tensor(shape: [3], scalars: [.nan, 1, -10]), mode: .train)
+        let dx = try! gelu.backward(Tensor(shape: [3], scalars: [1, 1, 1]))
+        XCTAssert(y.scalars[0].isNaN && dx.scalars[0].isNaN, "\(y.scalars) \(dx.scalars)")
+        XCTAssertEqual(y.scalars[1], 0.8413447, accuracy: 1e-6)
+        XCTAssertEqual(y.scalars[2], 0, accuracy: 1e-6)
+        XCTAssertEqual(dx.scalars[1], 1.0833155, accuracy: 1e-6)   // Φ(1) + φ(1)
+        XCTAssertEqual(dx.scalars[2], 0, accuracy: 1e-6)
     }
 
     func testGELU() throws {

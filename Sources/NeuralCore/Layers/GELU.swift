@@ -66,10 +66,11 @@ public final class GELU: Layer {
 
     /// eʸ for y ≤ 0, branch-free so that the loop over it is vectorised: y = k·ln 2 + r with
     /// |r| ≤ ln 2 / 2, eʸ = 2ᵏ · (Taylor series of eʳ to r⁶, truncation below 1.2e-7 relative).
-    /// Below −87 it returns e⁻⁸⁷ (≈ 1.6e-38), which only ever multiplies a Gaussian tail.
+    /// Below −87, and for NaN, it returns e⁻⁸⁷ (≈ 1.6e-38): it only ever multiplies a Gaussian
+    /// tail, and a NaN must not reach the integer conversion (which would trap).
     @inline(__always)
     static func expNonPositive(_ a: Float) -> Float {
-        let y = a < -87 ? -87 : (a > 0 ? 0 : a)
+        let y = a >= -87 ? (a > 0 ? 0 : a) : -87
         let k = Float(Int32(y * 1.442695040888963 - 0.5))          // round(y / ln 2), y ≤ 0
         let r = (y - k * 0.693145751953125) - k * 1.428606765330187e-06   // ln 2 in two parts
         var e: Float = 1.0 / 720
