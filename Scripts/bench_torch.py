@@ -2,8 +2,13 @@
 
 Called by `apsweep bench train` with the same model, batch and thread count, so both run in one
 benchmark on the same machine. Needs torch (Scripts/torch-venv makes a throwaway venv).
+
+With --serve it builds and warms the model once, then answers each line "measure SECONDS" on stdin
+with one line of images/s, until stdin closes: apsweep alternates short rounds of its own and of
+PyTorch's, so that both sides see the same moments of a noisy machine.
 """
 import argparse
+import sys
 import time
 
 import torch
@@ -18,6 +23,7 @@ p.add_argument("--batch", type=int, default=128)
 p.add_argument("--seconds", type=float, default=4.0)
 p.add_argument("--input", default="1x28x28", help="CxHxW")
 p.add_argument("--patch", type=int, default=7, help="ViT patch size")
+p.add_argument("--serve", action="store_true", help="answer 'measure SECONDS' lines on stdin")
 a = p.parse_args()
 c, h, w = (int(v) for v in a.input.split("x"))
 
@@ -37,10 +43,23 @@ def step():
     opt.step()
 
 
+def measure(seconds):
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or steps < 3:
+        step()
+        steps += 1
+    return steps * a.batch / (time.perf_counter() - start)
+
+
 for _ in range(3):
     step()
-steps, start = 0, time.perf_counter()
-while time.perf_counter() - start < a.seconds or steps < 3:
-    step()
-    steps += 1
-print(steps * a.batch / (time.perf_counter() - start))
+if not a.serve:
+    print(measure(a.seconds))
+    sys.exit(0)
+print("ready", flush=True)
+for line in sys.stdin:
+    words = line.split()
+    if len(words) == 2 and words[0] == "measure":
+        print(measure(float(words[1])), flush=True)
+    else:
+        print(f"error: expected 'measure SECONDS', got {line.strip()!r}", flush=True)
