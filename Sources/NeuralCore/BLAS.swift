@@ -62,7 +62,7 @@ public enum BLAS {
             return
         }
         let splitColumns = n >= m
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        Compute.parallel(parts) { part in
             if splitColumns {
                 let j0 = n * part / parts, j1 = n * (part + 1) / parts
                 kernel(transA, transB, m, j1 - j0, k, alpha, a, lda, transB ? b + j0 * ldb : b + j0, ldb, beta, c + j0, ldc)

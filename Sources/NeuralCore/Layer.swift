@@ -112,7 +112,7 @@ public func parallelChunks(_ count: Int, threads: Int, minimumChunk: Int = 1,
                            _ body: (Range<Int>) -> Void) {
     let chunks = max(1, min(threads, count / max(1, minimumChunk)))
     if chunks <= 1 { body(0..<count); return }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+    Compute.parallel(chunks) { c in
         let lo = count * c / chunks, hi = count * (c + 1) / chunks
         if lo < hi { body(lo..<hi) }
     }
@@ -121,4 +121,11 @@ public func parallelChunks(_ count: Int, threads: Int, minimumChunk: Int = 1,
 /// Threads apsweep's own loops (im2col, pooling, normalisation) may use; BLAS has its own count.
 public enum Compute {
     nonisolated(unsafe) public static var threads = 1
+
+    /// Runs `body(0 ..< iterations)`, each index once and up to `threads` at a time (at least 2
+    /// when there are 2 iterations or more), on threads that stay awake between the loops of a
+    /// step (see `ComputePool`). Returns when every iteration has finished.
+    public static func parallel(_ iterations: Int, _ body: (Int) -> Void) {
+        ComputePool.shared.run(iterations, threads: max(2, min(threads, iterations)), body)
+    }
 }
