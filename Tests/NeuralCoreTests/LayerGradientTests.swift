@@ -48,6 +48,10 @@ final class LayerGradientTests: XCTestCase {
         // 2×2 output maps: dozens of images share one GEMM, exercising the gather/scatter path.
         var rng = SeededGenerator(seed: 1)
         try gc.check(Conv2d(2, 3, kernel: 3, rng: &rng), input: randomTensor([40, 2, 4, 4], seed: 8))
+        // A "same" 3×3 on 2×2 maps (im2col, not the row form) and a pointwise convolution on 2×2
+        // maps (its images gathered into one GEMM).
+        try gc.check(Conv2d(3, 4, kernel: 3, padding: 1, rng: &rng), input: randomTensor([6, 3, 2, 2], seed: 9))
+        try gc.check(Conv2d(4, 3, kernel: 1, rng: &rng), input: randomTensor([6, 4, 2, 2], seed: 10))
     }
 
     func testMaxPool() throws {

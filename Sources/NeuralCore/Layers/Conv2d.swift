@@ -82,7 +82,7 @@ public final class Conv2d: Layer {
             for c in 0..<chunks { body(c * nb, min(nb, n - c * nb), workspaces[0], c == 0) }
         } else {
             let spaces = workspaces
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
+            Compute.parallel(workers) { w in
                 var c = w
                 while c < chunks {
                     body(c * nb, min(nb, n - c * nb), spaces[w], c == w)
@@ -101,8 +101,11 @@ public final class Conv2d: Layer {
         var l: Int { oh * ow }
         var ckk: Int { c * k * k }
         var pointwise: Bool { k == 1 && s == 1 && p == 0 }
-        /// Stride-1 convolutions with kernels larger than 1×1 run forward in the row form.
-        var rowsApply: Bool { s == 1 && k > 1 }
+        /// Stride-1 convolutions with kernels larger than 1×1 run forward in the row form, unless
+        /// the map is so small that half its GEMM would compute the junk rows (K − 1 per image of
+        /// H + 2P rows): a 3×3 "same" convolution on 2×2 maps (ResNet-18's third stage on 32×32
+        /// inputs) ran at half speed there.
+        var rowsApply: Bool { s == 1 && k > 1 && 2 * (k - 1) < h + 2 * p }
         /// "Same" convolutions (3×3 padding 1, 5×5 padding 2, …): their gradients use the row form too.
         var same: Bool { rowsApply && 2 * p == k - 1 }
         /// Row form: each image is a block of (H + 2P) rows of OW columns.
@@ -117,9 +120,12 @@ public final class Conv2d: Layer {
             return max(1, min(n, (4096 + block - 1) / block, (1 << 20) / max(1, rowK * block)))
         }
         /// Images per GEMM: enough columns (≈4,096) for an efficient GEMM, col bounded to 4 MB so
-        /// a chunk stays in cache (measured: 16 MB chunks were 5 % slower on vgg-small).
+        /// a chunk stays in cache (measured: 16 MB chunks were 5 % slower on vgg-small). A
+        /// pointwise convolution reads an image in place when it has 512 columns or more; on
+        /// smaller maps its images are gathered too, since a GEMM per image of 1–64 columns ran
+        /// near matrix-vector speed (ResNet-18's last stage, reduced to 1×1 kernels on 1×1 maps).
         func chunk(_ n: Int) -> Int {
-            if pointwise { return 1 }
+            if pointwise && l >= 512 { return 1 }
             return max(1, min(n, (4096 + l - 1) / l, (1 << 20) / max(1, ckk * l)))
         }
     }
@@ -193,11 +199,12 @@ public final class Conv2d: Layer {
         return nil
     }
 
-    /// The GEMM operand of images start ..< start + count: x itself for pointwise convolutions,
-    /// otherwise their im2col unfolding [C·K·K, count·OH·OW] in the workspace.
+    /// The GEMM operand of images start ..< start + count: the image itself for one image of a
+    /// pointwise convolution, otherwise their im2col unfolding [C·K·K, count·OH·OW] in the
+    /// workspace (for pointwise convolutions, a gather).
     private static func columns(_ g: Geometry, _ x: UnsafePointer<Float>, start: Int, count: Int, ws: Workspace) -> UnsafePointer<Float> {
         let images = x + start * g.c * g.h * g.w
-        if g.pointwise { return images }
+        if g.pointwise && count == 1 { return images }
         ws.reserve(&ws.col, g.ckk * count * g.l)
         ws.col.withUnsafeMutableBufferPointer { Conv2d.im2col(g, images, images: count, into: $0.baseAddress!) }
         return ws.col.withUnsafeBufferPointer { $0.baseAddress! }
@@ -502,7 +509,7 @@ public final class Conv2d: Layer {
                                               beta: first ? 0 : 1, c: dw.baseAddress!, ldc: g.ckk, threads: 1)
                                 }
                                 guard folded else { return }
-                                if g.pointwise {
+                                if g.pointwise && cnt == 1 {
                                     // dx_n [C, L] = Wᵀ [C, OC] · dy_n [OC, L]
                                     BLAS.gemm(transA: true, m: g.ckk, n: cols, k: g.oc, a: wp, lda: g.ckk, b: dyc, ldb: cols,
                                               c: dxp + start * imageSize, ldc: cols, threads: 1)
