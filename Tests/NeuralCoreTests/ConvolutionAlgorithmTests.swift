@@ -1,7 +1,7 @@
 @testable import NeuralCore
 import XCTest
 
-/// Winograd F(2×2, 3×3) against the GEMM forms on the same layer: output, input gradient, weight
+/// Winograd F(4×4, 3×3) against the GEMM forms on the same layer: output, input gradient, weight
 /// and bias gradients, over the geometries that stress its edges (odd sizes, half tiles, valid
 /// padding, chunks of many images, two threads).
 final class ConvolutionAlgorithmTests: XCTestCase {
