@@ -78,7 +78,7 @@ struct BenchTrain: ParsableCommand {
                 }
                 twin?.close()
                 let complete = python != nil && ratios.count == rounds
-                if python != nil && !complete { print("PyTorch: \(model.rawValue) at \(t) threads failed (run Scripts/bench_torch.py --model \(model.rawValue) by hand to see why)") }
+                if python != nil && !complete { print("PyTorch: \(model.rawValue) at \(t) thread\(t == 1 ? "" : "s") failed (run Scripts/bench_torch.py --model \(model.rawValue) by hand to see why)") }
                 print(line([model.rawValue, String(t), String(format: "%.0f", median(own)),
                             complete ? String(format: "%.0f", median(theirs)) : "–",
                             complete ? String(format: "%.2f×", median(ratios)) : "–",
