@@ -1,3 +1,4 @@
+import CPUCheck
 import Foundation
 
 /// Whether a forward pass trains (batch statistics, dropout on, caches for backward) or evaluates.
@@ -121,6 +122,10 @@ public func parallelChunks(_ count: Int, threads: Int, minimumChunk: Int = 1,
 /// Threads apsweep's own loops (im2col, pooling, normalisation) may use; BLAS has its own count.
 public enum Compute {
     nonisolated(unsafe) public static var threads = 1
+
+    /// The x86-64 level apsweep's own loops were compiled for ("x86-64-v3" unless the build set
+    /// APSWEEP_CPU; "" on other architectures). The process has checked the CPU for it at start.
+    public static var compiledFor: String { String(cString: apsweep_cpu_level()) }
 
     /// Runs `body(0 ..< iterations)`, each index once and up to `threads` at a time (at least 2
     /// when there are 2 iterations or more), on threads that stay awake between the loops of a

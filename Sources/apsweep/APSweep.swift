@@ -51,6 +51,7 @@ struct Info: ParsableCommand {
         try compute.apply()
         print("apsweep \(APSweep.version)")
         print(BLAS.summary)
+        if !Compute.compiledFor.isEmpty { print("compiled for \(Compute.compiledFor) CPUs (APSWEEP_CPU at build time)") }
         print("models: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
     }
 }

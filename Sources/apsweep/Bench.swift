@@ -44,7 +44,7 @@ struct BenchTrain: ParsableCommand {
         try BLAS.load()
         Allocator.keepFreedMemory()
         signal(SIGPIPE, SIG_IGN)   // a twin that dies is reported, not fatal
-        print("apsweep bench train: batch \(batch), input \(describeShape(try parseShape(input))), 10 classes, SGD momentum 0.9; \(BLAS.summary.replacingOccurrences(of: ", \(BLAS.threads) threads", with: "").replacingOccurrences(of: ", 1 thread", with: ""))")
+        print("apsweep bench train: batch \(batch), input \(describeShape(try parseShape(input))), 10 classes, SGD momentum 0.9; \(BLAS.summary.replacingOccurrences(of: ", \(BLAS.threads) threads", with: "").replacingOccurrences(of: ", 1 thread", with: "")); compiled for \(Compute.compiledFor.isEmpty ? "this architecture" : Compute.compiledFor)")
         let python = resolveTorchPython()
         if python == nil { print("PyTorch: not found (set --torch-python or run Scripts/torch-venv); printing apsweep's figures only") }
         else { print("\(rounds) paired rounds of \(String(format: "%.2g", seconds / Double(rounds))) s per side; img/s and ratio are medians over the rounds, range = lowest–highest round ratio") }
