@@ -27,24 +27,27 @@ __attribute__((constructor, target("arch=x86-64")))
 static void apsweep_check_cpu(void) {
     __builtin_cpu_init();
     const char *missing = NULL;
+    // __builtin_cpu_supports takes a string literal only, hence a macro rather than a table.
+#define REQUIRE(feature) if (!has(feature, __builtin_cpu_supports(feature))) missing = feature
 #ifdef __AVX512F__
-    if (!has("avx512f", __builtin_cpu_supports("avx512f"))) missing = "avx512f";
+    REQUIRE("avx512f");
 #endif
 #ifdef __BMI2__
-    if (!has("bmi2", __builtin_cpu_supports("bmi2"))) missing = "bmi2";
+    REQUIRE("bmi2");
 #endif
 #ifdef __FMA__
-    if (!has("fma", __builtin_cpu_supports("fma"))) missing = "fma";
+    REQUIRE("fma");
 #endif
 #ifdef __AVX2__
-    if (!has("avx2", __builtin_cpu_supports("avx2"))) missing = "avx2";
+    REQUIRE("avx2");
 #endif
 #ifdef __AVX__
-    if (!has("avx", __builtin_cpu_supports("avx"))) missing = "avx";
+    REQUIRE("avx");
 #endif
 #ifdef __SSE4_2__
-    if (!has("sse4.2", __builtin_cpu_supports("sse4.2"))) missing = "sse4.2";
+    REQUIRE("sse4.2");
 #endif
+#undef REQUIRE
     if (missing) {
         fprintf(stderr,
                 "Error: this apsweep was compiled for %s CPUs and this CPU has no %s instructions.\n"
