@@ -20,8 +20,8 @@ relative change in float64 when the input moves by 1e-5 (ReLU and max-pool kinks
 four values); the Swift test compares within 1e-4 where that figure is small and says when a
 comparison is not meaningful at all. A ReLU input within float32 rounding of zero is a kink no
 perturbation test is sure to see: either side of it is right, and the gradients below it differ
-by far more than 1e-4 (ResNet-50 had one at 3.5e-7 of its RMS, which a change of summation order in a GEMM
-flipped). The input seed is chosen so that there is none.
+by far more than 1e-4 (ResNet-50 had one at 3.5e-7 of its RMS, which a change of summation
+order in a GEMM flipped). The input seed is chosen so that there is none.
 (A smooth formula such as sin(a i + b) makes every weight matrix rank 2 and the networks
 degenerate, so a hash it is.)
 
@@ -133,9 +133,10 @@ def kink_margin(model, x, train):
     return min(margins) if margins else None   # None (JSON null): no ReLU module
 
 
-# Float32 activations here are within about 1e-7 of their RMS (PyTorch's own float32 logits are
-# within 1e-6), so a margin of 1e-6 keeps every ReLU out of rounding's reach; 1e-5 is more than
-# the millions of ReLU inputs of VGG-16 leave for any input.
+# Float32 rounding moves even the logits, the end of the longest chain, by at most 1.1e-6 of
+# their scale here (PyTorch's own float32 against float64, torch_float32 in the fixtures), and
+# ReLU inputs by less; a margin of 1e-6 keeps every ReLU out of its reach. 1e-5 is more than the
+# million ReLU inputs of VGG-16 leave for any of 40 inputs.
 MARGIN = 1e-6
 
 
