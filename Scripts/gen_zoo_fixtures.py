@@ -136,7 +136,7 @@ def kink_margin(model, x, train):
 # Float32 rounding moves even the logits, the end of the longest chain, by at most 1.1e-6 of
 # their scale here (PyTorch's own float32 against float64, torch_float32 in the fixtures), and
 # ReLU inputs by less; a margin of 1e-6 keeps every ReLU out of its reach. 1e-5 is more than the
-# million ReLU inputs of VGG-16 leave for any of 40 inputs.
+# half-million ReLU inputs of VGG-16 (half width) left for any of 20 inputs tried.
 MARGIN = 1e-6
 
 
