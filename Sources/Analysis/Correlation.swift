@@ -137,7 +137,7 @@ public struct Interval: Sendable, Equatable {
 }
 
 /// The percentile of sorted values (linear interpolation), NaN for none.
-func quantile(_ sorted: [Double], _ q: Double) -> Double {
+public func quantile(_ sorted: [Double], _ q: Double) -> Double {
     guard !sorted.isEmpty else { return .nan }
     let pos = q * Double(sorted.count - 1)
     let lo = Int(pos.rounded(.down)), hi = min(sorted.count - 1, lo + 1)

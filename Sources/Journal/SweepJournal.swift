@@ -293,8 +293,7 @@ public final class SweepJournal: JournalStore {
         return spec
     }
 
-    /// Every task of the plan with its row, in plan order.
-    /// Every task with its row, in plan order. `withSpec` says, from a task's position and kind,
+    /// Every task of the plan with its row, in plan order. `withSpec` says, from a task's position and kind,
     /// whether its spec is wanted (an empty spec otherwise: 100,000 specs are ~70 MB).
     public func tasks(withSpec: ((Int, PlannedTask.Kind) -> Bool)? = nil) throws -> [(task: PlannedTask, row: TaskRow)] {
         var out: [(task: PlannedTask, row: TaskRow)] = []

@@ -1,3 +1,4 @@
+import Analysis
 import ArgumentParser
 import Foundation
 import NeuralCore
@@ -87,10 +88,7 @@ struct BenchTrain: ParsableCommand {
         }
     }
 
-    private func median(_ values: [Double]) -> Double {
-        let s = values.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
+    private func median(_ values: [Double]) -> Double { quantile(values.sorted(), 0.5) }
 
     private func resolveTorchPython() -> String? {
         if torchPython == "none" { return nil }
