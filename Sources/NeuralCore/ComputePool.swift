@@ -20,6 +20,9 @@ import Synchronization
 final class ComputePool: @unchecked Sendable {
     static let shared = ComputePool()
 
+    /// The helpers' thread name, as `top -H` and `perf report -s comm` show it.
+    static let helperName = "apsweep-compute"
+
     /// How long an idle helper polls for the next loop before it sleeps.
     static let spin: UInt64 = 500_000   // ns
 
@@ -78,9 +81,12 @@ final class ComputePool: @unchecked Sendable {
 
     private func startHelper() {
         helpers += 1
-        let thread = Thread { [self] in helperLoop() }
+        let thread = Thread { [self] in
+            // Named for top and perf (Foundation's Thread.name does not reach the OS thread here).
+            _ = setThreadName(pthread_self(), ComputePool.helperName)
+            helperLoop()
+        }
         thread.stackSize = 8 << 20
-        thread.name = "apsweep-compute"
         thread.start()
     }
 
@@ -107,3 +113,6 @@ final class ComputePool: @unchecked Sendable {
         }
     }
 }
+
+// glibc's pthread_setname_np is a GNU extension that Swift's Glibc module does not export.
+@_silgen_name("pthread_setname_np") private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32

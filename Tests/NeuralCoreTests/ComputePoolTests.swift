@@ -4,7 +4,7 @@ import Synchronization
 import XCTest
 
 /// `Compute.parallel`'s pool: every index runs once per loop, iterations really run at the same
-/// time (on helpers that are polling and on helpers that went to sleep), and loops inside loops
+/// time on the pool's own helper (polling, and after it went to sleep), and loops inside loops
 /// or on two threads at once complete instead of deadlocking.
 final class ComputePoolTests: XCTestCase {
     override func tearDown() {
@@ -35,14 +35,25 @@ final class ComputePoolTests: XCTestCase {
             usleep(UInt32(pause))
             let started = Atomic<Bool>(false)
             let met = Atomic<Bool>(false)
+            let onHelper = Atomic<Bool>(false)
             Compute.parallel(2) { i in
+                if Self.threadName() == ComputePool.helperName { onHelper.store(true, ordering: .relaxed) }
                 if i == 1 { started.store(true, ordering: .releasing); return }
                 let deadline = Date().addingTimeInterval(10)
                 while !started.load(ordering: .acquiring) && Date() < deadline {}
                 met.store(started.load(ordering: .acquiring), ordering: .relaxed)
             }
             XCTAssertTrue(met.load(ordering: .relaxed), "after a pause of \(pause) µs, index 0 never saw index 1 start")
+            // One of the two ran on the pool's helper, not on a Dispatch thread.
+            XCTAssertTrue(onHelper.load(ordering: .relaxed), "after a pause of \(pause) µs, no iteration ran on the pool's helper")
         }
+    }
+
+    /// The calling OS thread's name.
+    static func threadName() -> String {
+        var name = [CChar](repeating: 0, count: 64)
+        _ = threadGetName(pthread_self(), &name, name.count)
+        return String(cString: name)
     }
 
     /// A loop inside a loop, and loops started from two threads at once, each run every index.
@@ -61,3 +72,6 @@ final class ComputePoolTests: XCTestCase {
         XCTAssertEqual(total.load(ordering: .relaxed), 12_000)
     }
 }
+
+// A GNU extension that Swift's Glibc module does not export.
+@_silgen_name("pthread_getname_np") private func threadGetName(_ thread: pthread_t, _ name: UnsafeMutablePointer<CChar>, _ size: Int) -> Int32
