@@ -4,7 +4,7 @@ import Foundation
 
 /// The x86-64 level the Swift code is compiled for. x86-64-v3 (AVX2, FMA: Intel since Haswell,
 /// 2013, AMD since Excavator; RHEL 10's baseline) lets the compiler vectorise the core's own loops
-/// eight lanes wide: ResNet-20 trains 9–15 % faster than at the x86-64 baseline on this machine.
+/// eight lanes wide: ResNet-20 trains 5–16 % faster than at the x86-64 baseline on this machine.
 /// `APSWEEP_CPU=x86-64 swift build` makes a build for any x86-64 CPU (`native` one for the build
 /// machine's own). A build refuses, before main, to run on a CPU that lacks what it was compiled
 /// for (Sources/CPUCheck).
